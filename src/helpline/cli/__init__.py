@@ -1,0 +1,28 @@
+"""``helpline``: the operator's command line (serve, database, organizations, keys,
+tickets). Results go to stdout; messages for the operator go to stderr."""
+
+from __future__ import annotations
+
+import click
+
+from helpline.cli.admin import keys, orgs
+from helpline.cli.database import db
+from helpline.cli.serve import serve
+from helpline.cli.tickets import tickets
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="helpline")
+def cli() -> None:
+    """Helpline: a support-ticket service that speaks the Rhombus Help API."""
+
+
+cli.add_command(serve)
+cli.add_command(db)
+cli.add_command(orgs)
+cli.add_command(keys)
+cli.add_command(tickets)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,99 @@
+"""Settings, read once from the environment (``HELPLINE_*``) and command-line flags.
+
+Every setting has a documented default, so an empty environment serves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from helpline.domain.tickets import TicketRules
+from helpline.storage.engine import DEFAULT_DATABASE_URL
+
+N = TypeVar("N", int, float)
+
+
+class ConfigError(ValueError):
+    """A setting has a value Helpline cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
+    key_cache_seconds: float = 5.0
+    max_pending_writes: int = 10_000
+    log_format: str = "json"
+    ticket_rules: TicketRules = field(default_factory=TicketRules)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the given settings changed; None means "keep the current"."""
+        given = {name: value for name, value in changes.items() if value is not None}
+        return replace(self, **given)  # type: ignore[arg-type]
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``environ`` (the process environment by default).
+
+    Raises ``ConfigError`` naming the variable whose value cannot be used.
+    """
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    rules = TicketRules(
+        product_types=_names(env, "HELPLINE_PRODUCT_TYPES"),
+        service_types=_names(env, "HELPLINE_SERVICE_TYPES"),
+        console_access_hours=_number(
+            env, "HELPLINE_CONSOLE_ACCESS_HOURS", TicketRules().console_access_hours
+        ),
+    )
+    log_format = env.get("HELPLINE_LOG_FORMAT", defaults.log_format)
+    if log_format not in ("json", "console"):
+        raise ConfigError("HELPLINE_LOG_FORMAT must be json or console")
+    return Settings(
+        database_url=env.get("HELPLINE_DATABASE_URL", defaults.database_url),
+        host=env.get("HELPLINE_HOST", defaults.host),
+        port=_number(env, "HELPLINE_PORT", defaults.port),
+        max_body_bytes=_number(env, "HELPLINE_MAX_BODY_BYTES", defaults.max_body_bytes),
+        rate_limit_per_second=_number(
+            env,
+            "HELPLINE_RATE_LIMIT_PER_SECOND",
+            defaults.rate_limit_per_second,
+            kind=float,
+        ),
+        rate_limit_burst=_number(
+            env, "HELPLINE_RATE_LIMIT_BURST", defaults.rate_limit_burst
+        ),
+        key_cache_seconds=_number(
+            env, "HELPLINE_KEY_CACHE_SECONDS", defaults.key_cache_seconds, kind=float
+        ),
+        max_pending_writes=_number(
+            env, "HELPLINE_MAX_PENDING_WRITES", defaults.max_pending_writes
+        ),
+        log_format=log_format,
+        ticket_rules=rules,
+    )
+
+
+def _number(env: Mapping[str, str], name: str, default: N, *, kind: type[N] = int) -> N:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, not {raw!r}")
+    return value
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name, "")
+    return tuple(part.strip() for part in raw.split(",") if part.strip())

@@ -1,0 +1,375 @@
+"""Tickets: the rules that turn a submission into a ticket worth storing.
+
+``prepare_ticket`` is the one place that normalizes and validates what an integrator
+sent. It either returns a ``NewTicket`` with the warnings that explain every change it
+made, or raises ``DomainFailure`` with a reason from the catalogue; nothing is stored
+in between.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from email_validator import EmailNotValidError, validate_email
+
+from helpline.domain.failures import DomainFailure, FailureReason
+
+MAX_EMAIL_LENGTH = 254
+# Anything in C0 or DEL except the three whitespace characters a body may contain.
+_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAKS = re.compile(r"\s*[\r\n\t]+\s*")
+_SERIAL_NUMBER = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
+
+
+class TicketStatus(enum.StrEnum):
+    OPEN = "Open"
+    PENDING = "Pending"
+    SOLVED = "Solved"
+    CLOSED = "Closed"
+
+
+class TicketKind(enum.StrEnum):
+    TICKET = "ticket"
+
+
+class TicketSubmission(Protocol):
+    """What an integrator sent, decoded but not yet trusted."""
+
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def body(self) -> str | None: ...
+    @property
+    def collaborators(self) -> Sequence[str | None] | None: ...
+    @property
+    def serial_numbers(self) -> Sequence[str | None] | None: ...
+    @property
+    def product_type(self) -> str | None: ...
+    @property
+    def service_type(self) -> str | None: ...
+    @property
+    def console_access_granted(self) -> bool | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRules:
+    """The limits and catalogues a deployment applies to every new ticket.
+
+    An empty catalogue accepts any reasonable value: printable text on one line, at
+    most ``max_catalogue_value_length`` characters.
+    """
+
+    max_subject_length: int = 200
+    max_body_length: int = 50_000
+    max_collaborators: int = 20
+    max_serial_numbers: int = 50
+    min_serial_number_length: int = 4
+    max_serial_number_length: int = 40
+    max_catalogue_value_length: int = 64
+    product_types: tuple[str, ...] = ()
+    service_types: tuple[str, ...] = ()
+    console_access_hours: int = 72
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    """A validated, normalized ticket, ready to be stored for its submitter."""
+
+    organization_id: int
+    api_key_id: int
+    submitter_email: str
+    subject: str | None
+    body: str | None
+    collaborators: tuple[str, ...] | None
+    serial_numbers: tuple[str, ...] | None
+    product_type: str | None
+    service_type: str | None
+    console_access_granted: bool | None
+    console_access_expires_at_ms: int | None
+    created_at_ms: int
+    warnings: tuple[str, ...] = ()
+    kind: TicketKind = TicketKind.TICKET
+    status: TicketStatus = TicketStatus.OPEN
+
+    def fingerprint(self) -> str:
+        """A digest of what the caller asked for, to tell a retry from a new request.
+
+        Two submissions that normalize to the same ticket share a fingerprint.
+        """
+        asked_for = [
+            self.subject,
+            self.body,
+            self.collaborators,
+            self.serial_numbers,
+            self.product_type,
+            self.service_type,
+            self.console_access_granted,
+        ]
+        encoded = json.dumps(asked_for, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class _Warnings:
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, note: str) -> None:
+        self.notes.append(note)
+
+
+def prepare_ticket(
+    submission: TicketSubmission,
+    *,
+    rules: TicketRules,
+    organization_id: int,
+    api_key_id: int,
+    submitter_email: str,
+    now_ms: int,
+) -> NewTicket:
+    """Normalize and validate a submission into a ticket.
+
+    Raises ``DomainFailure`` for the first rule the submission breaks.
+    """
+    warnings = _Warnings()
+
+    subject = _clean_subject(submission.subject, rules=rules, warnings=warnings)
+    body = _clean_text("body", submission.body, warnings=warnings)
+    if subject is None and body is None:
+        raise DomainFailure(
+            FailureReason.MISSING_CONTENT,
+            "A ticket needs a subject or a body; both were missing or empty.",
+        )
+    if body is not None and len(body) > rules.max_body_length:
+        raise DomainFailure(
+            FailureReason.BODY_TOO_LONG,
+            f"body has {len(body)} characters; the limit is {rules.max_body_length}.",
+        )
+
+    collaborators = _clean_collaborators(
+        submission.collaborators, rules=rules, warnings=warnings
+    )
+    serial_numbers = _clean_serial_numbers(
+        submission.serial_numbers, rules=rules, warnings=warnings
+    )
+    product_type = _clean_catalogue_value(
+        "productType", submission.product_type, rules.product_types, rules, warnings
+    )
+    service_type = _clean_catalogue_value(
+        "serviceType", submission.service_type, rules.service_types, rules, warnings
+    )
+
+    granted = submission.console_access_granted
+    expires_at_ms = None
+    if granted:
+        expires_at_ms = now_ms + rules.console_access_hours * 3_600_000
+
+    return NewTicket(
+        organization_id=organization_id,
+        api_key_id=api_key_id,
+        submitter_email=submitter_email,
+        subject=subject,
+        body=body,
+        collaborators=collaborators,
+        serial_numbers=serial_numbers,
+        product_type=product_type,
+        service_type=service_type,
+        console_access_granted=granted,
+        console_access_expires_at_ms=expires_at_ms,
+        created_at_ms=now_ms,
+        warnings=tuple(warnings.notes),
+    )
+
+
+def _reject_control_characters(path: str, value: str) -> None:
+    match = _FORBIDDEN_CHARACTERS.search(value)
+    if match:
+        raise DomainFailure(
+            FailureReason.INVALID_TEXT,
+            f"{path} contains the control character U+{ord(match.group()):04X} "
+            f"at position {match.start()}; remove it.",
+        )
+
+
+def _clean_text(path: str, value: str | None, *, warnings: _Warnings) -> str | None:
+    """Trim a free-text field; an empty result counts as absent."""
+    if value is None:
+        return None
+    _reject_control_characters(path, value)
+    trimmed = value.strip()
+    if trimmed != value:
+        warnings.add(f"{path}: surrounding whitespace was trimmed")
+    if not trimmed:
+        warnings.add(f"{path}: empty, treated as absent")
+        return None
+    return trimmed
+
+
+def _clean_subject(
+    value: str | None, *, rules: TicketRules, warnings: _Warnings
+) -> str | None:
+    if value is not None and _LINE_BREAKS.search(value.strip()):
+        # A subject becomes a mail subject line, where a line break is an injection.
+        value = _LINE_BREAKS.sub(" ", value.strip())
+        warnings.add("subject: line breaks and tabs were replaced by spaces")
+    subject = _clean_text("subject", value, warnings=warnings)
+    if subject is not None and len(subject) > rules.max_subject_length:
+        raise DomainFailure(
+            FailureReason.SUBJECT_TOO_LONG,
+            f"subject has {len(subject)} characters; "
+            f"the limit is {rules.max_subject_length}.",
+        )
+    return subject
+
+
+def _drop_nulls(
+    path: str, values: Sequence[str | None], warnings: _Warnings
+) -> list[tuple[int, str]]:
+    """Pair each non-null entry with its index in the request, for messages."""
+    kept = [(index, value) for index, value in enumerate(values) if value is not None]
+    if len(kept) != len(values):
+        warnings.add(f"{path}: {len(values) - len(kept)} null entries were dropped")
+    return kept
+
+
+def _clean_collaborators(
+    values: Sequence[str | None] | None, *, rules: TicketRules, warnings: _Warnings
+) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+
+    addresses: dict[str, str] = {}
+    for index, raw in _drop_nulls("collaborators", values, warnings):
+        path = f"collaborators[{index}]"
+        address = normalize_email(raw, path=path)
+        if address != raw:
+            warnings.add(f"{path}: normalized to {address}")
+        folded = address.casefold()
+        if folded in addresses:
+            warnings.add(f"{path}: duplicate of {addresses[folded]}, dropped")
+            continue
+        addresses[folded] = address
+
+    if len(addresses) > rules.max_collaborators:
+        raise DomainFailure(
+            FailureReason.TOO_MANY_COLLABORATORS,
+            f"collaborators has {len(addresses)} distinct addresses; "
+            f"the limit is {rules.max_collaborators}.",
+        )
+    return tuple(addresses.values())
+
+
+def normalize_email(raw: str, *, path: str) -> str:
+    """The canonical spelling of an email address, checked by syntax only.
+
+    Raises ``DomainFailure`` with ``Invalid email address`` naming ``path``.
+    """
+    candidate = raw.strip()
+    if len(candidate) > MAX_EMAIL_LENGTH:
+        raise DomainFailure(
+            FailureReason.INVALID_EMAIL,
+            f"{path} is longer than {MAX_EMAIL_LENGTH} characters.",
+        )
+    try:
+        checked = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as error:
+        shown = candidate[:80]
+        raise DomainFailure(
+            FailureReason.INVALID_EMAIL, f"{path} ({shown!r}) is not valid: {error}"
+        ) from None
+    return str(checked.normalized)
+
+
+def _clean_serial_numbers(
+    values: Sequence[str | None] | None, *, rules: TicketRules, warnings: _Warnings
+) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+
+    serials: dict[str, None] = {}
+    for index, raw in _drop_nulls("serialNumbers", values, warnings):
+        path = f"serialNumbers[{index}]"
+        serial = raw.strip().upper()
+        if not _is_plausible_serial(serial, rules):
+            raise DomainFailure(
+                FailureReason.INVALID_SERIAL_NUMBER,
+                f"{path} ({raw[:80]!r}) is not a device serial number: use "
+                f"{rules.min_serial_number_length}-{rules.max_serial_number_length} "
+                "letters and digits, in groups joined by single hyphens.",
+            )
+        if serial != raw:
+            warnings.add(f"{path}: normalized to {serial}")
+        if serial in serials:
+            warnings.add(f"{path}: duplicate of {serial}, dropped")
+            continue
+        serials[serial] = None
+
+    if len(serials) > rules.max_serial_numbers:
+        raise DomainFailure(
+            FailureReason.TOO_MANY_SERIAL_NUMBERS,
+            f"serialNumbers has {len(serials)} distinct entries; "
+            f"the limit is {rules.max_serial_numbers}.",
+        )
+    return tuple(serials)
+
+
+def _is_plausible_serial(serial: str, rules: TicketRules) -> bool:
+    length_ok = (
+        rules.min_serial_number_length <= len(serial) <= rules.max_serial_number_length
+    )
+    return (
+        length_ok
+        and _SERIAL_NUMBER.fullmatch(serial) is not None
+        and any(character.isdigit() for character in serial)
+    )
+
+
+_CATALOGUE_FAILURES = {
+    "productType": (
+        FailureReason.INVALID_PRODUCT_TYPE,
+        FailureReason.UNKNOWN_PRODUCT_TYPE,
+    ),
+    "serviceType": (
+        FailureReason.INVALID_SERVICE_TYPE,
+        FailureReason.UNKNOWN_SERVICE_TYPE,
+    ),
+}
+
+
+def _clean_catalogue_value(
+    path: str,
+    value: str | None,
+    catalogue: tuple[str, ...],
+    rules: TicketRules,
+    warnings: _Warnings,
+) -> str | None:
+    cleaned = _clean_text(path, value, warnings=warnings)
+    if cleaned is None:
+        return None
+    invalid, unknown = _CATALOGUE_FAILURES[path]
+
+    if catalogue:
+        by_folded = {entry.casefold(): entry for entry in catalogue}
+        canonical = by_folded.get(cleaned.casefold())
+        if canonical is None:
+            raise DomainFailure(
+                unknown,
+                f"{path} {cleaned[:80]!r} is not one of: {', '.join(catalogue)}.",
+            )
+        if canonical != cleaned:
+            warnings.add(f"{path}: normalized to {canonical}")
+        return canonical
+
+    too_long = len(cleaned) > rules.max_catalogue_value_length
+    if too_long or not cleaned.isprintable():
+        raise DomainFailure(
+            invalid,
+            f"{path} must be at most {rules.max_catalogue_value_length} printable "
+            "characters on one line.",
+        )
+    return cleaned

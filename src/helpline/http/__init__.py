@@ -1,0 +1,20 @@
+"""The HTTP edge: the Help Webservice API over ASGI."""
+
+from __future__ import annotations
+
+from helpline.config import Settings
+from helpline.http.app import HelpApi
+from helpline.storage.store import TicketStore
+
+
+def create_app(settings: Settings) -> HelpApi:
+    """The API application over a store for ``settings.database_url``.
+
+    The schema must already be migrated; the app's lifespan starts the store.
+    """
+    store = TicketStore(
+        settings.database_url,
+        key_cache_seconds=settings.key_cache_seconds,
+        max_pending_writes=settings.max_pending_writes,
+    )
+    return HelpApi(settings=settings, store=store)

@@ -1,0 +1,1 @@
+"""Storage: the schema, its migrations, the group-commit writer and the queries."""

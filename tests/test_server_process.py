@@ -1,0 +1,178 @@
+"""``helpline serve`` as operators run it: a process on a socket, killed for real."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpline.storage.admin import AdminStore
+
+from .conftest import VALID_REQUEST
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, workdir: Path, *arguments: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stdout_path = workdir / f"stdout-{self.port}.txt"
+        self.stderr_path = workdir / f"stderr-{self.port}.txt"
+        environment = {**os.environ, "HELPLINE_RATE_LIMIT_PER_SECOND": "0"}
+        environment.pop("HELPLINE_DATABASE_URL", None)
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "helpline",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    *arguments,
+                ],
+                cwd=workdir,
+                stdout=out,
+                stderr=err,
+                env=environment,
+            )
+        self._wait_until_ready()
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(self.stderr_path.read_text())
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("helpline serve did not become ready")
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def bootstrap_token(output: str) -> str:
+    tokens = re.findall(r"hlk_[A-Za-z0-9_-]+", output)
+    assert len(tokens) == 1, output
+    return str(tokens[0])
+
+
+def test_first_start_creates_default_organization_and_prints_key_once(
+    workdir: Path,
+) -> None:
+    first = ServerProcess(workdir)
+    try:
+        token = bootstrap_token(first.stdout)
+        response = httpx.post(
+            f"{first.url}/api/help/ticket",
+            json=VALID_REQUEST,
+            headers={"x-auth-apikey": token, "x-auth-scheme": "api-token"},
+        )
+    finally:
+        first.stop()
+
+    second = ServerProcess(workdir)
+    second.stop()
+
+    assert (workdir / "helpline.db").exists()
+    assert response.json()["success"] is True
+    assert "First start" in first.stdout
+    assert "hlk_" not in second.stdout
+    admin = AdminStore(f"sqlite:///{workdir / 'helpline.db'}")
+    assert [org.name for org in admin.list_organizations()] == ["default"]
+    admin.close()
+
+
+def test_one_log_line_per_request_without_secrets_or_ticket_text(
+    workdir: Path,
+) -> None:
+    server = ServerProcess(workdir)
+    token = bootstrap_token(server.stdout)
+    headers = {
+        "x-auth-apikey": token,
+        "x-auth-scheme": "api-token",
+        "x-request-id": "req-42",
+    }
+    httpx.post(f"{server.url}/api/help/ticket", json=VALID_REQUEST, headers=headers)
+    server.stop()
+
+    lines = [
+        json.loads(line) for line in server.stderr.splitlines() if line.startswith("{")
+    ]
+    requests = [line for line in lines if line.get("event") == "request"]
+    [logged] = [line for line in requests if line["request_id"] == "req-42"]
+    assert logged["method"] == "POST"
+    assert logged["path"] == "/api/help/ticket"
+    assert logged["status"] == 200
+    assert logged["organization"] == "default"
+    assert logged["key_prefix"] == token.split("_")[1]
+    assert isinstance(logged["duration_ms"], float)
+    assert token not in server.stderr
+    assert VALID_REQUEST["subject"] not in server.stderr
+    assert VALID_REQUEST["body"] not in server.stderr
+
+
+def test_acknowledged_tickets_survive_a_kill_mid_load(workdir: Path) -> None:
+    server = ServerProcess(workdir)
+    token = bootstrap_token(server.stdout)
+    headers = {"x-auth-apikey": token, "x-auth-scheme": "api-token"}
+    acknowledged: list[int] = []
+
+    def create(number: int) -> None:
+        try:
+            response = httpx.post(
+                f"{server.url}/api/help/ticket",
+                json={**VALID_REQUEST, "subject": f"Durable {number}"},
+                headers=headers,
+                timeout=2,
+            )
+        except httpx.TransportError:
+            return  # killed before answering: not acknowledged, may be absent
+        if response.status_code == 200 and response.json()["success"]:
+            acknowledged.append(response.json()["ticketId"])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        for number in range(600):
+            pool.submit(create, number)
+            if number == 300:
+                time.sleep(0.2)
+                server.stop(signal.SIGKILL)
+
+    admin = AdminStore(f"sqlite:///{workdir / 'helpline.db'}")
+    stored = {ticket.id for ticket in admin.list_tickets(limit=10_000)}
+    admin.close()
+    assert acknowledged, "no request was acknowledged before the kill"
+    assert set(acknowledged) <= stored
