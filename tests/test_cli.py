@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from helpline.cli import cli
@@ -219,3 +221,21 @@ def test_unsupported_database_url_is_a_usage_error() -> None:
 
     assert result.exit_code == 2
     assert "unsupported database URL" in result.stderr
+
+
+def test_only_a_digest_of_the_key_is_stored(
+    database_url: str, admin: AdminStore
+) -> None:
+    run(database_url, "orgs", "create", "acme")
+    token = run(
+        database_url, "keys", "create", "--org", "acme", "--user", "a@acme.example"
+    ).stdout.strip()
+    secret = token.split("_", 2)[2]
+
+    with admin.engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT * FROM api_keys")).all()
+
+    stored = " ".join(str(value) for value in rows[0])
+    assert secret not in stored
+    assert hashlib.sha256(token.encode()).hexdigest() in stored
+    assert len(secret) >= 22  # at least 128 bits of URL-safe base64

@@ -1,0 +1,195 @@
+"""Storage: migrations, the group-commit writer, and failures that must answer 503."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from helpline.storage.engine import make_engine
+from helpline.storage.errors import Overloaded, StorageUnavailable
+from helpline.storage.migrate import current_revision, head_revision, upgrade
+from helpline.storage.schema import metadata
+from helpline.storage.writer import GroupCommitWriter
+
+from .conftest import VALID_REQUEST, Credentials, StartServer
+
+
+def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+    assert differences == []
+
+
+def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine)
+
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_concurrent_first_starts_bootstrap_one_organization(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    script = (
+        "from helpline.cli.common import migrated\n"
+        "from helpline.cli.serve import _bootstrap\n"
+        "from helpline.config import Settings\n"
+        f"migrated({url!r})\n"
+        f"_bootstrap(Settings(database_url={url!r}))\n"
+    )
+    starts = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    outputs = [start.communicate(timeout=60)[0].decode() for start in starts]
+
+    assert [start.returncode for start in starts] == [0, 0, 0, 0]
+    assert sum("hlk_" in output for output in outputs) == 1
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        names = connection.execute(sa.text("SELECT name FROM organizations")).all()
+    engine.dispose()
+    assert names == [("default",)]
+
+
+def _writer_table(database_url: str) -> sa.Engine:
+    engine = make_engine(database_url, immediate=True)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE notes (id INTEGER PRIMARY KEY, v)"))
+    return engine
+
+
+def _insert(value: object) -> Callable[[sa.Connection], int]:
+    def job(connection: sa.Connection) -> int:
+        result = connection.execute(
+            sa.text("INSERT INTO notes (v) VALUES (:v) RETURNING id"), {"v": value}
+        )
+        return int(result.scalar_one())
+
+    return job
+
+
+def test_writer_commits_many_jobs_and_isolates_a_failing_one(
+    database_url: str,
+) -> None:
+    engine = _writer_table(database_url)
+    writer = GroupCommitWriter(engine)
+    writer.start()
+
+    def failing(connection: sa.Connection) -> int:
+        connection.execute(sa.text("INSERT INTO notes (v) VALUES ('doomed')"))
+        raise RuntimeError("this job fails after writing")
+
+    async def submit_all() -> list[object]:
+        jobs: list[Callable[[sa.Connection], int]] = [_insert(n) for n in range(50)]
+        jobs.insert(25, failing)
+        return await asyncio.gather(
+            *(writer.submit(job) for job in jobs),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(submit_all())
+    writer.stop()
+
+    assert isinstance(outcomes[25], StorageUnavailable)
+    ids = [outcome for index, outcome in enumerate(outcomes) if index != 25]
+    assert len(set(ids)) == 50
+    with engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT v FROM notes")).scalars().all()
+    engine.dispose()
+    assert "doomed" not in stored
+    assert len(stored) == 50
+
+
+def test_writer_refuses_work_past_its_queue_bound(database_url: str) -> None:
+    engine = _writer_table(database_url)
+    writer = GroupCommitWriter(engine, max_pending=0)
+    writer.start()
+
+    async def submit() -> int:
+        return await writer.submit(_insert(1))
+
+    with pytest.raises(Overloaded):
+        asyncio.run(submit())
+    writer.stop()
+    engine.dispose()
+
+
+def test_writer_runs_bookkeeping_while_busy_and_at_stop(database_url: str) -> None:
+    engine = _writer_table(database_url)
+    runs: list[float] = []
+    writer = GroupCommitWriter(
+        engine, idle_seconds=0.05, on_idle=lambda _: runs.append(time.monotonic())
+    )
+    writer.start()
+
+    async def keep_busy() -> None:
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            await writer.submit(_insert(0))
+
+    asyncio.run(keep_busy())
+    before_stop = len(runs)
+    writer.stop()
+    engine.dispose()
+
+    assert before_stop >= 2
+    assert len(runs) == before_stop + 1
+
+
+def test_database_failure_answers_503_and_never_500(
+    start_server: StartServer, credentials: Credentials, database_url: str
+) -> None:
+    server = start_server()
+    engine = make_engine(database_url, immediate=True)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE idempotency_keys"))
+        connection.execute(sa.text("DROP TABLE ticket_events"))
+    engine.dispose()
+
+    response = httpx.post(
+        f"{server.url}/api/help/ticket",
+        json=VALID_REQUEST,
+        headers=credentials.headers(),
+    )
+
+    assert response.status_code == 503
+    assert response.json()["error"] is True
+    assert "retry" in response.json()["errorMsg"]
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        count = connection.execute(sa.text("SELECT count(*) FROM tickets")).scalar()
+    engine.dispose()
+    assert count == 0
+
+
+def test_revoked_key_stops_working_once_the_cache_expires(
+    start_server: StartServer, credentials: Credentials, database_url: str
+) -> None:
+    server = start_server(key_cache_seconds=0.3)
+    url = f"{server.url}/api/help/ticket"
+    first = httpx.post(url, json=VALID_REQUEST, headers=credentials.headers())
+    engine = make_engine(database_url, immediate=True)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE api_keys SET revoked_at_ms = 1"))
+    engine.dispose()
+
+    time.sleep(0.4)
+    after = httpx.post(url, json=VALID_REQUEST, headers=credentials.headers())
+
+    assert first.status_code == 200
+    assert after.status_code == 401
