@@ -46,6 +46,29 @@ def test_client_returns_domain_failures_as_results(
     assert result.failure_reason == "Invalid email address"
 
 
+def remote(
+    server: LiveServer, credentials: Credentials, *arguments: str
+) -> subprocess.CompletedProcess[str]:
+    """Run helpline-remote in a clean environment, as a user's shell would."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from helpline.client.cli import main; main()",
+            *arguments,
+        ],
+        env={
+            "HELPLINE_URL": server.url,
+            "HELPLINE_API_KEY": credentials.token,
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_helpline_remote_prints_the_ticket_id(
     server: LiveServer, credentials: Credentials, admin: AdminStore
 ) -> None:

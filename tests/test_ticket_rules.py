@@ -21,7 +21,7 @@ from helpline.domain.tickets import NewTicket, TicketRules, prepare_ticket
 RULES = TicketRules()
 NOW_MS = 1_750_000_000_000
 HOUR_MS = 3_600_000
-SOME_RULES = settings(max_examples=150, derandomize=True, deadline=None)
+BUDGET = settings(max_examples=150, derandomize=True, deadline=None)
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ line_breaks = st.sampled_from([" ", "\n", "\t", " \r\n ", "\t\t"])
 multiline_text = st.lists(st.tuples(words, line_breaks), min_size=1, max_size=6).map(
     lambda parts: "".join(word + gap for word, gap in parts).strip()
 )
+padded_multiline_text = st.tuples(padding, multiline_text, padding).map("".join)
 CONTROL_CHARACTERS = [
     chr(code) for code in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)
 ]
@@ -92,12 +93,20 @@ ADDRESSES = [
 letter_case: st.SearchStrategy[Callable[[str], str]] = st.sampled_from(
     [str, str.upper, str.lower, str.title, str.swapcase]
 )
+spelled_addresses = st.builds(
+    lambda spell, address: spell(address), letter_case, st.sampled_from(ADDRESSES)
+)
 
 
 def _spelled_as_normalized(address: str) -> str:
     """The spelling ``normalize_email`` gives: local part as sent, domain lowered."""
     local, _, domain = address.strip().partition("@")
     return f"{local}@{domain.lower()}"
+
+
+def _domain_upper_cased(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local}@{domain.upper()}"
 
 
 SERIAL_CHARACTERS = string.ascii_uppercase + string.digits
@@ -110,17 +119,12 @@ plausible_serials = (
 
 submissions = st.builds(
     Submission,
-    subject=st.tuples(padding, multiline_text, padding).map("".join),
-    body=st.one_of(st.none(), st.tuples(padding, multiline_text, padding).map("".join)),
+    subject=padded_multiline_text,
+    body=st.one_of(st.none(), padded_multiline_text),
     collaborators=st.one_of(
         st.none(),
         st.lists(
-            st.one_of(
-                st.none(),
-                st.builds(
-                    lambda spell, a: spell(a), letter_case, st.sampled_from(ADDRESSES)
-                ),
-            ),
+            st.one_of(st.none(), spelled_addresses),
             max_size=6,
         ),
     ),
@@ -142,7 +146,7 @@ submissions = st.builds(
 # --- subject and free text -------------------------------------------------------
 
 
-@SOME_RULES
+@BUDGET
 @given(core=subjects, before=padding, after=padding)
 def test_whitespace_around_a_subject_is_trimmed_with_a_warning(
     core: str, before: str, after: str
@@ -155,7 +159,7 @@ def test_whitespace_around_a_subject_is_trimmed_with_a_warning(
     assert ticket.warnings == ("subject: surrounding whitespace was trimmed",)
 
 
-@SOME_RULES
+@BUDGET
 @given(submission=submissions)
 def test_preparing_a_prepared_ticket_again_changes_nothing(
     submission: Submission,
@@ -168,7 +172,7 @@ def test_preparing_a_prepared_ticket_again_changes_nothing(
     assert again.warnings == ()
 
 
-@SOME_RULES
+@BUDGET
 @given(limit=st.integers(1, 300), data=st.data())
 def test_subject_exactly_at_the_limit_is_kept(limit: int, data: st.DataObject) -> None:
     subject = data.draw(st.text(WORD_CHARACTERS, min_size=limit, max_size=limit))
@@ -178,7 +182,7 @@ def test_subject_exactly_at_the_limit_is_kept(limit: int, data: st.DataObject) -
     assert ticket.subject == subject
 
 
-@SOME_RULES
+@BUDGET
 @given(limit=st.integers(1, 300), extra=st.integers(1, 40), data=st.data())
 def test_subject_over_the_limit_fails_subject_too_long(
     limit: int, extra: int, data: st.DataObject
@@ -195,9 +199,9 @@ def test_subject_over_the_limit_fails_subject_too_long(
 
 
 @pytest.mark.parametrize("field", ["subject", "body", "product_type", "service_type"])
-@SOME_RULES
+@BUDGET
 @given(
-    text=st.tuples(padding, multiline_text, padding).map("".join),
+    text=padded_multiline_text,
     control=st.sampled_from(CONTROL_CHARACTERS),
     data=st.data(),
 )
@@ -216,14 +220,8 @@ def test_control_character_anywhere_in_text_fails_invalid_characters(
 # --- collaborators ---------------------------------------------------------------
 
 
-@SOME_RULES
-@given(
-    sent=st.lists(
-        st.builds(lambda spell, a: spell(a), letter_case, st.sampled_from(ADDRESSES)),
-        min_size=1,
-        max_size=12,
-    )
-)
+@BUDGET
+@given(sent=st.lists(spelled_addresses, min_size=1, max_size=12))
 def test_collaborators_dedupe_case_insensitively_keeping_first_seen_order(
     sent: list[str],
 ) -> None:
@@ -238,7 +236,7 @@ def test_collaborators_dedupe_case_insensitively_keeping_first_seen_order(
     assert len(dropped) == len(sent) - len(expected)
 
 
-@SOME_RULES
+@BUDGET
 @given(
     valid=st.lists(st.sampled_from(ADDRESSES), max_size=3),
     invalid=st.text(max_size=300).filter(lambda text: "@" not in text),
@@ -252,7 +250,7 @@ def test_collaborator_without_at_sign_fails_invalid_email_naming_its_index(
     assert failure.detail.startswith(f"collaborators[{len(valid)}]")
 
 
-@SOME_RULES
+@BUDGET
 @given(limit=st.integers(0, 6), over=st.integers(1, 5))
 def test_more_distinct_collaborators_than_the_limit_fails(
     limit: int, over: int
@@ -267,7 +265,7 @@ def test_more_distinct_collaborators_than_the_limit_fails(
     assert f"{limit + over} distinct" in failure.detail
 
 
-@SOME_RULES
+@BUDGET
 @given(limit=st.integers(0, 6))
 def test_duplicates_do_not_count_toward_the_collaborator_limit(limit: int) -> None:
     distinct = [f"user{number}@acme.example" for number in range(limit)]
@@ -284,7 +282,7 @@ def test_duplicates_do_not_count_toward_the_collaborator_limit(limit: int) -> No
 # --- serial numbers --------------------------------------------------------------
 
 
-@SOME_RULES
+@BUDGET
 @given(serial=plausible_serials, spell=letter_case, before=padding, after=padding)
 def test_plausible_serial_numbers_pass_upper_cased(
     serial: str, spell: Callable[[str], str], before: str, after: str
@@ -294,7 +292,7 @@ def test_plausible_serial_numbers_pass_upper_cased(
     assert ticket.serial_numbers == (serial,)
 
 
-@SOME_RULES
+@BUDGET
 @given(
     serial=plausible_serials,
     intruder=st.characters(
@@ -338,9 +336,11 @@ CATALOGUE_FIELDS = [
 
 
 @pytest.mark.parametrize(("field", "catalogue", "reason"), CATALOGUE_FIELDS)
-@SOME_RULES
+@BUDGET
 @given(
-    value=st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=30),
+    value=st.text(
+        st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=30
+    ),
 )
 def test_value_outside_the_catalogue_fails_unknown(
     field: str, catalogue: tuple[str, ...], reason: FailureReason, value: str
@@ -354,7 +354,7 @@ def test_value_outside_the_catalogue_fails_unknown(
 
 
 @pytest.mark.parametrize(("field", "catalogue", "reason"), CATALOGUE_FIELDS)
-@SOME_RULES
+@BUDGET
 @given(data=st.data(), before=padding, after=padding)
 def test_catalogue_match_in_any_letter_case_takes_the_catalogue_spelling(
     field: str,
@@ -381,7 +381,7 @@ def test_catalogue_match_in_any_letter_case_takes_the_catalogue_spelling(
 # --- fingerprint -----------------------------------------------------------------
 
 
-@SOME_RULES
+@BUDGET
 @given(
     subject=subjects,
     addresses=st.lists(st.sampled_from(ADDRESSES), max_size=4),
@@ -401,18 +401,18 @@ def test_submissions_that_normalize_alike_share_a_fingerprint(
     tidy = Submission(subject=subject, collaborators=addresses, serial_numbers=serials)
     untidy = Submission(
         subject=f"{before}{subject}{after}",
-        collaborators=[a.upper() for a in addresses] + [None, *addresses],
+        collaborators=[_domain_upper_cased(a) for a in addresses] + [None, *addresses],
         serial_numbers=[f" {serial.lower()} " for serial in serials] + serials,
     )
 
     tidy_ticket = prepare(tidy)
     untidy_ticket = prepare(untidy, now_ms=NOW_MS + later_ms)
 
-    assert asked_for(untidy_ticket) != asked_for(tidy_ticket) or not addresses
+    assert untidy_ticket.warnings
     assert untidy_ticket.fingerprint() == tidy_ticket.fingerprint()
 
 
-@SOME_RULES
+@BUDGET
 @given(pair=st.lists(subjects, min_size=2, max_size=2, unique=True))
 def test_different_subjects_give_different_fingerprints(pair: list[str]) -> None:
     first, second = (prepare(Submission(subject=subject)) for subject in pair)
@@ -455,9 +455,15 @@ def test_subject_line_breaks_and_tabs_become_single_spaces() -> None:
 
 @pytest.mark.parametrize(
     "subject",
-    ["\x1cCamera\noffline", "Camera\toffline\x1f", "\x0bCamera\noffline\x0c"],
+    [
+        "\x1cCamera\noffline",
+        "Camera\toffline\x1f",
+        "\x0bCamera\noffline\x0c",
+        "Camera\x1c\noffline",
+        "Camera\t\x1foffline",
+    ],
 )
-def test_control_character_at_the_edge_of_a_multiline_subject_fails(
+def test_control_character_beside_a_line_break_in_a_subject_fails(
     subject: str,
 ) -> None:
     failure = failure_of(Submission(subject=subject))
@@ -521,13 +527,26 @@ def test_serial_number_at_the_edges_of_the_rules_passes(sent: str, stored: str) 
         "AB12-",
         "AB 12",
         "AB_12",
-        "ſ1234",  # long s, which upper-cases to S
-        "ı-1234",  # dotless i, which upper-cases to I
-        "ﬁ1234",  # the fi ligature, which upper-cases to FI
         "",
     ],
 )
 def test_implausible_serial_number_fails_invalid_serial_number(serial: str) -> None:
+    failure = failure_of(Submission(serial_numbers=[serial]))
+
+    assert failure.reason is FailureReason.INVALID_SERIAL_NUMBER
+
+
+@pytest.mark.parametrize(
+    "serial",
+    [
+        "\u017f1234",  # LATIN SMALL LETTER LONG S, upper-cased to "S"
+        "\u0131-1234",  # LATIN SMALL LETTER DOTLESS I, upper-cased to "I"
+        "\ufb011234",  # LATIN SMALL LIGATURE FI, upper-cased to "FI"
+    ],
+)
+def test_serial_number_with_a_non_ascii_letter_fails_even_if_it_upper_cases_to_ascii(
+    serial: str,
+) -> None:
     failure = failure_of(Submission(serial_numbers=[serial]))
 
     assert failure.reason is FailureReason.INVALID_SERIAL_NUMBER

@@ -12,7 +12,7 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -237,31 +237,68 @@ def _drop_nulls(
     return kept
 
 
-def _clean_collaborators(
-    values: Sequence[str | None] | None, *, rules: TicketRules, warnings: _Warnings
+def _clean_entries(
+    path: str,
+    values: Sequence[str | None] | None,
+    *,
+    canonical: Callable[[str, str], str],
+    identity: Callable[[str], str],
+    warnings: _Warnings,
 ) -> tuple[str, ...] | None:
+    """Canonicalize each entry of a list, dropping nulls and duplicates.
+
+    ``canonical(raw, entry_path)`` spells an entry as stored (raising
+    ``DomainFailure`` for an invalid one); entries with equal ``identity`` are
+    duplicates, of which the first is kept.
+    """
     if values is None:
         return None
 
-    addresses: dict[str, str] = {}
-    for index, raw in _drop_nulls("collaborators", values, warnings):
-        path = f"collaborators[{index}]"
-        address = normalize_email(raw, path=path)
-        if address != raw:
-            warnings.add(f"{path}: normalized to {address}")
-        folded = address.casefold()
-        if folded in addresses:
-            warnings.add(f"{path}: duplicate of {addresses[folded]}, dropped")
+    kept: dict[str, str] = {}
+    for index, raw in _drop_nulls(path, values, warnings):
+        entry_path = f"{path}[{index}]"
+        entry = canonical(raw, entry_path)
+        if entry != raw:
+            warnings.add(f"{entry_path}: normalized to {entry}")
+        key = identity(entry)
+        if key in kept:
+            warnings.add(f"{entry_path}: duplicate of {kept[key]}, dropped")
             continue
-        addresses[folded] = address
+        kept[key] = entry
+    return tuple(kept.values())
 
-    if len(addresses) > rules.max_collaborators:
+
+def _at_most(
+    path: str,
+    entries: tuple[str, ...] | None,
+    *,
+    limit: int,
+    reason: FailureReason,
+) -> tuple[str, ...] | None:
+    if entries is not None and len(entries) > limit:
         raise DomainFailure(
-            FailureReason.TOO_MANY_COLLABORATORS,
-            f"collaborators has {len(addresses)} distinct addresses; "
-            f"the limit is {rules.max_collaborators}.",
+            reason,
+            f"{path} has {len(entries)} distinct entries; the limit is {limit}.",
         )
-    return tuple(addresses.values())
+    return entries
+
+
+def _clean_collaborators(
+    values: Sequence[str | None] | None, *, rules: TicketRules, warnings: _Warnings
+) -> tuple[str, ...] | None:
+    addresses = _clean_entries(
+        "collaborators",
+        values,
+        canonical=lambda raw, path: normalize_email(raw, path=path),
+        identity=str.casefold,
+        warnings=warnings,
+    )
+    return _at_most(
+        "collaborators",
+        addresses,
+        limit=rules.max_collaborators,
+        reason=FailureReason.TOO_MANY_COLLABORATORS,
+    )
 
 
 def normalize_email(raw: str, *, path: str) -> str:
@@ -288,34 +325,31 @@ def normalize_email(raw: str, *, path: str) -> str:
 def _clean_serial_numbers(
     values: Sequence[str | None] | None, *, rules: TicketRules, warnings: _Warnings
 ) -> tuple[str, ...] | None:
-    if values is None:
-        return None
-
-    serials: dict[str, None] = {}
-    for index, raw in _drop_nulls("serialNumbers", values, warnings):
-        path = f"serialNumbers[{index}]"
+    def canonical(raw: str, path: str) -> str:
         serial = raw.strip().upper()
         if not _is_plausible_serial(serial, rules):
             raise DomainFailure(
                 FailureReason.INVALID_SERIAL_NUMBER,
                 f"{path} ({raw[:80]!r}) is not a device serial number: use "
                 f"{rules.min_serial_number_length}-{rules.max_serial_number_length} "
-                "letters and digits, in groups joined by single hyphens.",
+                "letters and digits, in groups joined by single hyphens, with at "
+                "least one digit.",
             )
-        if serial != raw:
-            warnings.add(f"{path}: normalized to {serial}")
-        if serial in serials:
-            warnings.add(f"{path}: duplicate of {serial}, dropped")
-            continue
-        serials[serial] = None
+        return serial
 
-    if len(serials) > rules.max_serial_numbers:
-        raise DomainFailure(
-            FailureReason.TOO_MANY_SERIAL_NUMBERS,
-            f"serialNumbers has {len(serials)} distinct entries; "
-            f"the limit is {rules.max_serial_numbers}.",
-        )
-    return tuple(serials)
+    serials = _clean_entries(
+        "serialNumbers",
+        values,
+        canonical=canonical,
+        identity=str,
+        warnings=warnings,
+    )
+    return _at_most(
+        "serialNumbers",
+        serials,
+        limit=rules.max_serial_numbers,
+        reason=FailureReason.TOO_MANY_SERIAL_NUMBERS,
+    )
 
 
 def _is_plausible_serial(serial: str, rules: TicketRules) -> bool:
