@@ -253,6 +253,13 @@ def test_key_use_is_recorded_as_last_used(
         (b'{"productType": 3.5}', "productType"),
         (b'{"extra": 1, "serviceType": false}', "serviceType"),
         (b'{"subject": "\xff\xfe"}', None),
+        (b'{"extra": ' + b"[" * 100_000, None),
+        (
+            b'{"extra": 1, "collaborators": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+            None,
+        ),
+        (b'{"extra": 1', None),
+        (b'{"subject": "a"} trailing', None),
     ],
 )
 def test_malformed_body_answers_400_with_vendor_message(

@@ -28,7 +28,7 @@ from helpline.http.errors import BAD_STRUCTURE, ApiError, MalformedBody
 from helpline.http.openapi import openapi_document
 from helpline.http.ratelimit import RateLimiter
 from helpline.storage.errors import Overloaded, StorageUnavailable
-from helpline.storage.records import Created, KeyReused, Replayed
+from helpline.storage.records import Created, CreateOutcome, KeyReused, Replayed
 from helpline.storage.store import TicketStore
 
 Scope = dict[str, Any]
@@ -221,30 +221,7 @@ class HelpApi:
             ticket, claim=claim, warning_msg=warning_msg
         )
 
-        if isinstance(outcome, KeyReused):
-            raise DomainFailure(
-                FailureReason.IDEMPOTENCY_KEY_REUSED,
-                f"The Idempotency-Key was first used within the last 24 hours for a "
-                f"different request (ticket {outcome.ticket_id}); send a new key "
-                "with a new request.",
-            )
-        response = _envelope_response(
-            200,
-            wire.Envelope(
-                success=True,
-                ticket_id=outcome.ticket_id,
-                error=False,
-                warning_msg=(
-                    outcome.warning_msg
-                    if isinstance(outcome, Replayed)
-                    else warning_msg
-                ),
-            ),
-        )
-        if isinstance(outcome, Replayed):
-            response.headers[REPLAYED_HEADER] = "true"
-        assert isinstance(outcome, Created | Replayed)  # noqa: S101
-        return response
+        return _ticket_answer(outcome, warning_msg=warning_msg)
 
     def _check_rate(self, key: ApiKey) -> None:
         wait_seconds = self._rate_limiter.acquire(key.organization_id)
@@ -300,6 +277,33 @@ class HelpApi:
             body = {"status": "unavailable", "database": "unreachable"}
             return Response(503, wire.plain(body))
         return Response(200, wire.plain({"status": "ready", "database": "ok"}))
+
+
+def _ticket_answer(outcome: CreateOutcome, *, warning_msg: str | None) -> Response:
+    """The answer to a create that reached storage: new, replayed, or refused."""
+    match outcome:
+        case Created(ticket_id):
+            envelope = wire.Envelope(
+                success=True, ticket_id=ticket_id, error=False, warning_msg=warning_msg
+            )
+            return _envelope_response(200, envelope)
+        case Replayed(ticket_id, first_warning_msg):
+            envelope = wire.Envelope(
+                success=True,
+                ticket_id=ticket_id,
+                error=False,
+                warning_msg=first_warning_msg,
+            )
+            response = _envelope_response(200, envelope)
+            response.headers[REPLAYED_HEADER] = "true"
+            return response
+        case KeyReused(ticket_id):
+            raise DomainFailure(
+                FailureReason.IDEMPOTENCY_KEY_REUSED,
+                "The Idempotency-Key was first used within the last 24 hours for a "
+                f"different request (ticket {ticket_id}); send a new key with a new "
+                "request.",
+            )
 
 
 def _require_json(content_type: str | None) -> None:

@@ -39,7 +39,8 @@ class Envelope(msgspec.Struct, rename="camel"):
 
 
 _encoder = msgspec.json.Encoder()
-_decode_any = msgspec.json.Decoder().decode
+# The values of unknown fields are kept raw: never parsed, whatever they hold.
+_decode_fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _MSGSPEC_PATH = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>.*)`)?$", re.DOTALL)
 _KNOWN_FIELDS = frozenset(CreateTicketRequest.__struct_encode_fields__)
 
@@ -59,17 +60,28 @@ def decode_create_ticket(body: bytes) -> tuple[CreateTicketRequest, list[str]]:
     except msgspec.DecodeError as error:
         if "unknown field" not in str(error):
             raise _malformed(error) from None
+    except RecursionError:
+        raise MalformedBody("the request body nests too deeply") from None
 
     # Slow path, only for bodies that carry fields we do not know.
-    fields = _decode_any(body)
-    if not isinstance(fields, dict):
-        raise MalformedBody("the request body must be a JSON object")
-    unknown = sorted(name for name in fields if name not in _KNOWN_FIELDS)
-    known = {name: value for name, value in fields.items() if name in _KNOWN_FIELDS}
     try:
+        return _decode_ignoring_unknown(body)
+    except RecursionError:
+        raise MalformedBody("the request body nests too deeply") from None
+
+
+def _decode_ignoring_unknown(body: bytes) -> tuple[CreateTicketRequest, list[str]]:
+    try:
+        fields = _decode_fields(body)
+        known = {
+            name: msgspec.json.decode(value)
+            for name, value in fields.items()
+            if name in _KNOWN_FIELDS
+        }
         request = msgspec.convert(known, type=CreateTicketRequest, strict=True)
-    except msgspec.ValidationError as error:
+    except msgspec.DecodeError as error:
         raise _malformed(error) from None
+    unknown = sorted(name for name in fields if name not in _KNOWN_FIELDS)
     return request, unknown
 
 
