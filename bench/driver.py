@@ -14,6 +14,7 @@ printing and saving the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -29,7 +30,6 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -144,7 +144,7 @@ def _run(options: argparse.Namespace, *, workdir: Path) -> int:
                     scenario=scenario,
                     round_number=round_number,
                     options=options,
-                    workdir=workdir / f"{scenario}-{round_number}",
+                    workdir=workdir,
                 )
             )
 
@@ -159,28 +159,29 @@ def _run(options: argparse.Namespace, *, workdir: Path) -> int:
 def _run_round(
     *, scenario: str, round_number: int, options: argparse.Namespace, workdir: Path
 ) -> RoundResult:
-    workdir.mkdir(parents=True)
-    database = workdir / "bench.db"
-    with _running_server(scenario, workdir=workdir, database=database) as server:
-        figures = _run_wrk(server, options=options, log=workdir / "wrk.txt")
+    round_dir = workdir / f"{scenario}-{round_number}"
+    round_dir.mkdir()
+    with _running_server(scenario, round_dir=round_dir, pid_dir=workdir) as server:
+        figures = _run_wrk(
+            server, options=options, round_dir=round_dir, pid_dir=workdir
+        )
         peak_rss_mib = _peak_rss_mib(server.pid)
 
     result = RoundResult(
         scenario=scenario, round=round_number, wrk=figures, peak_rss_mib=peak_rss_mib
     )
     if scenario == "helpline":
-        result.stored_tickets = _count_tickets(database)
-        result.server_statuses = _logged_statuses(workdir / "requests.log")
+        result.stored_tickets = _count_tickets(round_dir / "bench.db")
+        result.server_statuses = _logged_statuses(round_dir / "requests.log")
     return result
 
 
-@contextmanager
+@contextlib.contextmanager
 def _running_server(
-    scenario: str, *, workdir: Path, database: Path
+    scenario: str, *, round_dir: Path, pid_dir: Path
 ) -> Iterator[Server]:
     """Start the scenario's server, wait until it answers, and always stop it."""
     port = _free_port()
-    stdout_path = workdir / "stdout.txt"
     if scenario == "baseline":
         command = [
             str(VENV_BIN / "uvicorn"),
@@ -189,31 +190,62 @@ def _running_server(
             *("--loop", "uvloop", "--http", "httptools", "--workers", "1"),
             *("--no-access-log", "--log-level", "warning", "--no-server-header"),
         ]
-        env = dict(os.environ)
+        env = _environment()
     else:
         command = [
             str(VENV_BIN / "helpline"),
             *("serve", "--host", HOST, "--port", str(port)),
-            *("--database", f"sqlite:///{database}"),
+            *("--database", f"sqlite:///{round_dir / 'bench.db'}"),
         ]
-        env = dict(os.environ, HELPLINE_RATE_LIMIT_PER_SECOND="0")
+        env = _environment(HELPLINE_RATE_LIMIT_PER_SECOND="0")
 
-    pidfile = workdir.parent / f"{scenario}-{port}.pid"
-    with stdout_path.open("wb") as stdout, (workdir / "requests.log").open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 (our own argument list)
-            command, stdout=stdout, stderr=log, env=env, cwd=workdir
-        )
-    # bench/run kills what these files name if this driver dies before it can.
-    pidfile.write_text(str(process.pid))
-    try:
-        _wait_until_ready(process, port=port, log=workdir / "requests.log")
+    stdout, stderr = round_dir / "stdout.txt", round_dir / "requests.log"
+    with _tracked_process(
+        command, env=env, stdout=stdout, stderr=stderr, pid_dir=pid_dir
+    ) as process:
+        _wait_until_ready(process, port=port, log=stderr)
         api_key = BASELINE_API_KEY
         if scenario == "helpline":
-            api_key = _printed_api_key(stdout_path)
+            api_key = _printed_api_key(stdout)
         yield Server(pid=process.pid, port=port, api_key=api_key)
+
+
+@contextlib.contextmanager
+def _tracked_process(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    stdout: Path,
+    stderr: Path | None,
+    pid_dir: Path,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a process writing to files (stderr None: into stdout's), and always
+    stop it."""
+    with contextlib.ExitStack() as files:
+        out = files.enter_context(stdout.open("wb"))
+        err = files.enter_context(stderr.open("wb")) if stderr else subprocess.STDOUT
+        process = subprocess.Popen(  # noqa: S603 (our own argument list)
+            command, stdout=out, stderr=err, env=env, cwd=stdout.parent
+        )
+    # bench/run kills what these files name if this driver dies before it can.
+    pidfile = pid_dir / f"{process.pid}.pid"
+    pidfile.write_text(str(process.pid))
+    try:
+        yield process
     finally:
         _stop(process)
         pidfile.unlink()
+
+
+def _environment(**settings: str) -> dict[str, str]:
+    """This process's environment without the caller's HELPLINE_* settings, so
+    that every run measures Helpline's defaults plus ``settings``."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("HELPLINE_")
+    }
+    return inherited | settings
 
 
 def _free_port() -> int:
@@ -229,7 +261,9 @@ def _wait_until_ready(
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BenchError(f"the server exited with {process.returncode}; see {log}")
+            raise BenchError(
+                f"the server exited with {process.returncode}:\n{_tail(log)}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=1) as answer:
                 if answer.status == 200:
@@ -237,14 +271,21 @@ def _wait_until_ready(
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.05)
-    raise BenchError(f"{url} did not answer 200 in {READY_TIMEOUT_SECONDS:.0f} s")
+    raise BenchError(
+        f"{url} did not answer 200 in {READY_TIMEOUT_SECONDS:.0f} s:\n{_tail(log)}"
+    )
 
 
-def _printed_api_key(stdout_path: Path) -> str:
-    match = API_KEY_LINE.search(stdout_path.read_text())
+def _printed_api_key(stdout: Path) -> str:
+    match = API_KEY_LINE.search(stdout.read_text())
     if match is None:
-        raise BenchError(f"helpline serve printed no API key; see {stdout_path}")
+        raise BenchError(f"helpline serve printed no API key:\n{_tail(stdout)}")
     return match.group(1)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    """The end of a file, for error messages: bench/run removes its files on exit."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -258,25 +299,28 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _run_wrk(server: Server, *, options: argparse.Namespace, log: Path) -> WrkFigures:
+def _run_wrk(
+    server: Server, *, options: argparse.Namespace, round_dir: Path, pid_dir: Path
+) -> WrkFigures:
     command = [
         "wrk",
         *("--threads", str(WRK_THREADS), "--connections", str(options.connections)),
         *("--duration", f"{options.duration}s", "--timeout", "2s", "--latency"),
         *("--script", str(LUA_SCRIPT), f"http://{HOST}:{server.port}/"),
     ]
-    finished = subprocess.run(  # noqa: S603 (our own argument list)
-        command,
-        env=dict(os.environ, BENCH_API_KEY=server.api_key),
-        capture_output=True,
-        text=True,
-        timeout=options.duration + 30,
-        check=False,
-    )
-    log.write_text(finished.stdout + finished.stderr)
-    if finished.returncode != 0:
-        raise BenchError(f"wrk exited with {finished.returncode}; see {log}")
-    return parse_wrk_output(finished.stdout)
+    output = round_dir / "wrk.txt"
+    env = _environment(BENCH_API_KEY=server.api_key)
+    with _tracked_process(
+        command, env=env, stdout=output, stderr=None, pid_dir=pid_dir
+    ) as wrk:
+        try:
+            returncode = wrk.wait(timeout=options.duration + 30)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"wrk did not stop:\n{_tail(output)}") from None
+
+    if returncode != 0:
+        raise BenchError(f"wrk exited with {returncode}:\n{_tail(output)}")
+    return parse_wrk_output(output.read_text())
 
 
 def parse_wrk_output(text: str) -> WrkFigures:
@@ -404,7 +448,8 @@ def _problems(results: list[RoundResult], *, connections: int) -> list[str]:
 
     wrk stops with up to one request in flight per connection, which the server
     may still store, so a Helpline round may store up to ``connections`` tickets
-    more than wrk saw succeed, never fewer.
+    more than wrk saw succeed, never fewer. Helpline's own log has every answer,
+    so its count of 200s must equal the stored tickets exactly.
     """
     problems = []
     for result in results:
@@ -423,6 +468,11 @@ def _problems(results: list[RoundResult], *, connections: int) -> list[str]:
             problems.append(
                 f"{name}: {result.stored_tickets} tickets stored but wrk saw "
                 f"{result.wrk.successes} succeed"
+            )
+        if result.server_statuses != {"200": result.stored_tickets}:
+            problems.append(
+                f"{name}: {result.stored_tickets} tickets stored but Helpline "
+                f"logged these statuses: {result.server_statuses}"
             )
     return problems
 
@@ -447,10 +497,12 @@ def _print_report(report: dict[str, object]) -> None:
     print()
     for entry in report["rounds"]:
         if entry["scenario"] == "helpline":
+            wrk = entry["wrk"]
             print(
-                f"helpline round {entry['round']}: {entry['stored_tickets']} tickets "
-                f"stored, wrk completed {entry['wrk']['completed']} requests "
-                f"({entry['wrk']['successes']} succeeded)"
+                f"helpline round {entry['round']}: {entry['stored_tickets']} "
+                f"tickets stored, {entry['server_statuses'].get('200', 0)} logged "
+                f"200; wrk saw {wrk['successes']} of {wrk['completed']} succeed, "
+                f"{entry['stored_tickets'] - wrk['successes']} in flight at its stop"
             )
     for problem in report["problems"]:
         print(f"PROBLEM: {problem}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ import uvicorn
 from helpline.config import Settings
 from helpline.domain.keys import ALL_PERMISSIONS, Permission, issue_key
 from helpline.http import create_app
+from helpline.observability import configure_logging
 from helpline.storage.admin import AdminStore
 from helpline.storage.engine import make_engine
 from helpline.storage.migrate import upgrade
@@ -180,3 +182,9 @@ VALID_REQUEST = {
     "serviceType": "Support",
     "subject": "Camera connectivity issue",
 }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quiet_request_logs() -> None:
+    """Request lines would drown pytest's output; warnings and errors still show."""
+    configure_logging(log_format="console", level=logging.WARNING)

@@ -213,6 +213,9 @@ def _clean_text(path: str, value: str | None, *, warnings: _Warnings) -> str | N
 def _clean_subject(
     value: str | None, *, rules: TicketRules, warnings: _Warnings
 ) -> str | None:
+    if value is not None:
+        # Before any whitespace folding: str.strip() would swallow some controls.
+        _reject_control_characters("subject", value)
     if value is not None and _LINE_BREAKS.search(value.strip()):
         # A subject becomes a mail subject line, where a line break is an injection.
         value = _LINE_BREAKS.sub(" ", value.strip())
@@ -313,7 +316,7 @@ def normalize_email(raw: str, *, path: str) -> str:
             f"{path} is longer than {MAX_EMAIL_LENGTH} characters.",
         )
     try:
-        checked = validate_email(candidate, check_deliverability=False)
+        checked = validate_email(candidate, check_deliverability=False, strict=True)
     except EmailNotValidError as error:
         shown = candidate[:80]
         raise DomainFailure(
@@ -326,8 +329,9 @@ def _clean_serial_numbers(
     values: Sequence[str | None] | None, *, rules: TicketRules, warnings: _Warnings
 ) -> tuple[str, ...] | None:
     def canonical(raw: str, path: str) -> str:
-        serial = raw.strip().upper()
-        if not _is_plausible_serial(serial, rules):
+        serial = raw.strip()
+        # Checked before upper-casing, which turns some non-ASCII letters into ASCII.
+        if not serial.isascii() or not _is_plausible_serial(serial.upper(), rules):
             raise DomainFailure(
                 FailureReason.INVALID_SERIAL_NUMBER,
                 f"{path} ({raw[:80]!r}) is not a device serial number: use "
@@ -335,7 +339,7 @@ def _clean_serial_numbers(
                 "letters and digits, in groups joined by single hyphens, with at "
                 "least one digit.",
             )
-        return serial
+        return serial.upper()
 
     serials = _clean_entries(
         "serialNumbers",

@@ -105,13 +105,14 @@ def _create_ticket_operation() -> dict[str, Any]:
                 {"$ref": "#/components/parameters/XRequestIdParam"},
             ],
             "requestBody": {
+                "required": True,
                 "content": {
                     _JSON: {
                         "schema": {
                             "$ref": "#/components/schemas/Help_CreateTicketWSRequest"
                         }
                     }
-                }
+                },
             },
             "responses": {
                 "200": _answer(
@@ -190,11 +191,15 @@ def _components() -> dict[str, Any]:
                 },
             },
             "XRequestIdParam": {
-                "description": "Echoed in the response and the server's log line.",
+                "description": (
+                    "Echoed in the response and the server's log line when it is "
+                    "at most 128 printable characters; otherwise a new id is "
+                    "generated."
+                ),
                 "in": "header",
                 "name": "X-Request-Id",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 128},
+                "schema": {"type": "string"},
             },
         },
         "headers": {
