@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from helpline.storage.engine import make_engine
+from helpline.storage.engine import make_engine, sqlite_file
 from helpline.storage.errors import Overloaded, StorageUnavailable
 from helpline.storage.migrate import current_revision, head_revision, upgrade
 from helpline.storage.schema import metadata
@@ -66,19 +67,27 @@ def test_concurrent_first_starts_bootstrap_one_organization(tmp_path: Path) -> N
     assert names == [("default",)]
 
 
-def _writer_table(database_url: str) -> sa.Engine:
-    engine = make_engine(database_url, immediate=True)
-    with engine.begin() as connection:
-        connection.execute(sa.text("CREATE TABLE notes (id INTEGER PRIMARY KEY, v)"))
-    return engine
+def _writer_file(database_url: str) -> Path:
+    path = sqlite_file(database_url)
+    assert path is not None
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, v)")
+    return path
 
 
-def _insert(value: object) -> Callable[[sa.Connection], int]:
-    def job(connection: sa.Connection) -> int:
-        result = connection.execute(
-            sa.text("INSERT INTO notes (v) VALUES (:v) RETURNING id"), {"v": value}
-        )
-        return int(result.scalar_one())
+def _stored_notes(path: Path) -> list[object]:
+    with sqlite3.connect(path) as connection:
+        return [row[0] for row in connection.execute("SELECT v FROM notes")]
+
+
+Job = Callable[[sqlite3.Connection], int]
+
+
+def _insert(value: object) -> Job:
+    def job(connection: sqlite3.Connection) -> int:
+        cursor = connection.execute("INSERT INTO notes (v) VALUES (?)", (value,))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     return job
 
@@ -86,20 +95,19 @@ def _insert(value: object) -> Callable[[sa.Connection], int]:
 def test_writer_commits_many_jobs_and_isolates_a_failing_one(
     database_url: str,
 ) -> None:
-    engine = _writer_table(database_url)
-    writer = GroupCommitWriter(engine)
+    path = _writer_file(database_url)
+    writer = GroupCommitWriter(path)
     writer.start()
 
-    def failing(connection: sa.Connection) -> int:
-        connection.execute(sa.text("INSERT INTO notes (v) VALUES ('doomed')"))
+    def failing(connection: sqlite3.Connection) -> int:
+        connection.execute("INSERT INTO notes (v) VALUES ('doomed')")
         raise RuntimeError("this job fails after writing")
 
     async def submit_all() -> list[object]:
-        jobs: list[Callable[[sa.Connection], int]] = [_insert(n) for n in range(50)]
+        jobs: list[Job] = [_insert(n) for n in range(50)]
         jobs.insert(25, failing)
         return await asyncio.gather(
-            *(writer.submit(job) for job in jobs),
-            return_exceptions=True,
+            *(writer.submit(job) for job in jobs), return_exceptions=True
         )
 
     outcomes = asyncio.run(submit_all())
@@ -108,16 +116,39 @@ def test_writer_commits_many_jobs_and_isolates_a_failing_one(
     assert isinstance(outcomes[25], StorageUnavailable)
     ids = [outcome for index, outcome in enumerate(outcomes) if index != 25]
     assert len(set(ids)) == 50
-    with engine.connect() as connection:
-        stored = connection.execute(sa.text("SELECT v FROM notes")).scalars().all()
-    engine.dispose()
+    stored = _stored_notes(path)
     assert "doomed" not in stored
     assert len(stored) == 50
 
 
+def test_writer_shares_commits_between_concurrent_jobs(database_url: str) -> None:
+    path = _writer_file(database_url)
+    writer = GroupCommitWriter(path)
+    writer.start()
+    statements: list[str] = []
+
+    def first(connection: sqlite3.Connection) -> int:
+        connection.set_trace_callback(statements.append)
+        time.sleep(0.2)  # hold the writer while the others queue up
+        return _insert("first")(connection)
+
+    async def submit_all() -> list[int]:
+        started = asyncio.ensure_future(writer.submit(first))
+        await asyncio.sleep(0.05)
+        rest = [writer.submit(_insert(n)) for n in range(199)]
+        return [await started, *await asyncio.gather(*rest)]
+
+    ids = asyncio.run(submit_all())
+    writer.stop()
+
+    assert len(set(ids)) == 200
+    assert len(_stored_notes(path)) == 200
+    assert statements.count("COMMIT") <= 3
+
+
 def test_writer_refuses_work_past_its_queue_bound(database_url: str) -> None:
-    engine = _writer_table(database_url)
-    writer = GroupCommitWriter(engine, max_pending=0)
+    path = _writer_file(database_url)
+    writer = GroupCommitWriter(path, max_pending=0)
     writer.start()
 
     async def submit() -> int:
@@ -126,14 +157,14 @@ def test_writer_refuses_work_past_its_queue_bound(database_url: str) -> None:
     with pytest.raises(Overloaded):
         asyncio.run(submit())
     writer.stop()
-    engine.dispose()
+    assert _stored_notes(path) == []
 
 
 def test_writer_runs_bookkeeping_while_busy_and_at_stop(database_url: str) -> None:
-    engine = _writer_table(database_url)
+    path = _writer_file(database_url)
     runs: list[float] = []
     writer = GroupCommitWriter(
-        engine, idle_seconds=0.05, on_idle=lambda _: runs.append(time.monotonic())
+        path, idle_seconds=0.05, on_idle=lambda _: runs.append(time.monotonic())
     )
     writer.start()
 
@@ -145,7 +176,6 @@ def test_writer_runs_bookkeeping_while_busy_and_at_stop(database_url: str) -> No
     asyncio.run(keep_busy())
     before_stop = len(runs)
     writer.stop()
-    engine.dispose()
 
     assert before_stop >= 2
     assert len(runs) == before_stop + 1

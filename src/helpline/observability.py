@@ -7,16 +7,36 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
+import msgspec
 import structlog
 
 
 def configure_logging(*, log_format: str = "json", level: int = logging.INFO) -> None:
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    if log_format == "json":
+        _configure(
+            structlog.processors.JSONRenderer(serializer=_json_line),
+            structlog.BytesLoggerFactory(file=sys.stderr.buffer),
+            level,
+        )
+    else:
+        _configure(
+            structlog.dev.ConsoleRenderer(colors=False),
+            structlog.PrintLoggerFactory(file=sys.stderr),
+            level,
+        )
+
+
+def _json_line(event: dict[str, object], **_: object) -> bytes:
+    return msgspec.json.encode(event)
+
+
+def _configure(
+    renderer: structlog.typing.Processor,
+    logger_factory: Callable[..., structlog.typing.WrappedLogger],
+    level: int,
+) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -26,6 +46,6 @@ def configure_logging(*, log_format: str = "json", level: int = logging.INFO) ->
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=logger_factory,
         cache_logger_on_first_use=True,
     )

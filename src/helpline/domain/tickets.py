@@ -9,6 +9,7 @@ in between.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import re
@@ -310,19 +311,27 @@ def normalize_email(raw: str, *, path: str) -> str:
     Raises ``DomainFailure`` with ``Invalid email address`` naming ``path``.
     """
     candidate = raw.strip()
-    if len(candidate) > MAX_EMAIL_LENGTH:
+    normalized, problem = _email_verdict(candidate)
+    if normalized is None:
         raise DomainFailure(
             FailureReason.INVALID_EMAIL,
-            f"{path} is longer than {MAX_EMAIL_LENGTH} characters.",
+            f"{path} ({candidate[:80]!r}) is not valid: {problem}",
         )
+    return normalized
+
+
+# Integrators send the same few addresses again and again, and checking one takes
+# tens of microseconds; remembering recent verdicts makes the repeat free.
+@functools.lru_cache(maxsize=4096)
+def _email_verdict(candidate: str) -> tuple[str | None, str | None]:
+    """``(normalized, None)`` for a valid address, ``(None, problem)`` otherwise."""
+    if len(candidate) > MAX_EMAIL_LENGTH:
+        return None, f"longer than {MAX_EMAIL_LENGTH} characters."
     try:
         checked = validate_email(candidate, check_deliverability=False, strict=True)
     except EmailNotValidError as error:
-        shown = candidate[:80]
-        raise DomainFailure(
-            FailureReason.INVALID_EMAIL, f"{path} ({shown!r}) is not valid: {error}"
-        ) from None
-    return str(checked.normalized)
+        return None, str(error)
+    return str(checked.normalized), None
 
 
 def _clean_serial_numbers(

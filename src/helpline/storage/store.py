@@ -8,6 +8,7 @@ is durable.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 
@@ -16,11 +17,15 @@ import sqlalchemy as sa
 from helpline.domain.idempotency import IdempotencyClaim
 from helpline.domain.keys import ApiKey, parse_permissions
 from helpline.domain.tickets import NewTicket
-from helpline.storage.engine import make_engine
+from helpline.storage.engine import make_engine, sqlite_file
 from helpline.storage.errors import StorageUnavailable
 from helpline.storage.records import CreateOutcome
 from helpline.storage.schema import api_keys, organizations
-from helpline.storage.tickets import insert_ticket, purge_expired_claims
+from helpline.storage.tickets import (
+    insert_ticket,
+    purge_expired_claims,
+    record_key_use,
+)
 from helpline.storage.writer import GroupCommitWriter
 
 _KEY_BY_PREFIX = (
@@ -54,11 +59,11 @@ class TicketStore:
         max_pending_writes: int = 10_000,
     ) -> None:
         self._readers = make_engine(url)
-        self._writer_engine = make_engine(url, immediate=True)
+        path = sqlite_file(url)
+        if path is None:
+            raise ValueError("Helpline needs an SQLite file, not an in-memory database")
         self._writer = GroupCommitWriter(
-            self._writer_engine,
-            max_pending=max_pending_writes,
-            on_idle=self._write_bookkeeping,
+            path, max_pending=max_pending_writes, on_idle=self._write_bookkeeping
         )
         self._key_cache_seconds = key_cache_seconds
         self._key_cache: dict[str, tuple[float, ApiKey | None]] = {}
@@ -71,7 +76,6 @@ class TicketStore:
     def close(self) -> None:
         self._writer.stop()
         self._readers.dispose()
-        self._writer_engine.dispose()
 
     async def find_api_key(self, prefix: str) -> ApiKey | None:
         """The key with this public prefix, or None; briefly cached either way."""
@@ -137,13 +141,8 @@ class TicketStore:
             revoked=row.revoked_at_ms is not None,
         )
 
-    def _write_bookkeeping(self, connection: sa.Connection) -> None:
+    def _write_bookkeeping(self, connection: sqlite3.Connection) -> None:
         with self._key_use_lock:
             used, self._key_use = self._key_use, {}
-        for key_id, at_ms in used.items():
-            connection.execute(
-                api_keys.update()
-                .where(api_keys.c.id == key_id)
-                .values(last_used_at_ms=at_ms)
-            )
+        record_key_use(connection, used)
         purge_expired_claims(connection, now_ms=int(time.time() * 1000))

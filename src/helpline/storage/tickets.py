@@ -1,21 +1,49 @@
-"""The write jobs of a new ticket, run inside a group commit."""
+"""The write jobs of a new ticket, run by the group-commit writer.
+
+Plain SQL on the writer's ``sqlite3`` connection, kept in step with ``schema.py``:
+the API tests read every ticket written here back through ``AdminStore``.
+"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import sqlite3
+
+import msgspec
 
 from helpline.domain.idempotency import IDEMPOTENCY_WINDOW_MS, IdempotencyClaim
 from helpline.domain.tickets import NewTicket
 from helpline.storage.records import Created, CreateOutcome, KeyReused, Replayed
-from helpline.storage.schema import idempotency_keys, ticket_events, tickets
 
-_TICKET_INSERT = tickets.insert()
-_EVENT_INSERT = ticket_events.insert()
-_CLAIM_INSERT = idempotency_keys.insert()
+_INSERT_TICKET = """
+INSERT INTO tickets (
+    organization_id, api_key_id, submitter_email, kind, status, subject, body,
+    collaborators, serial_numbers, product_type, service_type,
+    console_access_granted, console_access_expires_at_ms, warnings,
+    created_at_ms, updated_at_ms
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_EVENT = """
+INSERT INTO ticket_events (ticket_id, kind, actor, "before", "after", created_at_ms)
+VALUES (?, 'created', ?, NULL, ?, ?)
+"""
+_INSERT_CLAIM = """
+INSERT INTO idempotency_keys (
+    organization_id, key, fingerprint, ticket_id, warning_msg, created_at_ms
+) VALUES (?, ?, ?, ?, ?, ?)
+"""
+_FIND_CLAIM = """
+SELECT fingerprint, ticket_id, warning_msg, created_at_ms FROM idempotency_keys
+WHERE organization_id = ? AND key = ?
+"""
+_DELETE_CLAIM = "DELETE FROM idempotency_keys WHERE organization_id = ? AND key = ?"
+_PURGE_CLAIMS = "DELETE FROM idempotency_keys WHERE created_at_ms <= ?"
+_TOUCH_KEY = "UPDATE api_keys SET last_used_at_ms = ? WHERE id = ?"
+
+_encode_json = msgspec.json.encode
 
 
 def insert_ticket(
-    connection: sa.Connection,
+    connection: sqlite3.Connection,
     ticket: NewTicket,
     claim: IdempotencyClaim | None,
     warning_msg: str | None,
@@ -30,99 +58,77 @@ def insert_ticket(
         if earlier is not None:
             return earlier
 
-    ticket_id = _insert_row(connection, ticket)
+    cursor = connection.execute(_INSERT_TICKET, _ticket_row(ticket))
+    ticket_id = cursor.lastrowid
+    assert ticket_id is not None  # noqa: S101
+    after = _encode_json({"status": ticket.status.value}).decode()
     connection.execute(
-        _EVENT_INSERT,
-        {
-            "ticket_id": ticket_id,
-            "kind": "created",
-            "actor": ticket.submitter_email,
-            "before": None,
-            "after": {"status": ticket.status.value},
-            "created_at_ms": ticket.created_at_ms,
-        },
+        _INSERT_EVENT, (ticket_id, ticket.submitter_email, after, ticket.created_at_ms)
     )
     if claim is not None:
         connection.execute(
-            _CLAIM_INSERT,
-            {
-                "organization_id": ticket.organization_id,
-                "key": claim.key,
-                "fingerprint": claim.fingerprint,
-                "ticket_id": ticket_id,
-                "warning_msg": warning_msg,
-                "created_at_ms": ticket.created_at_ms,
-            },
+            _INSERT_CLAIM,
+            (
+                ticket.organization_id,
+                claim.key,
+                claim.fingerprint,
+                ticket_id,
+                warning_msg,
+                ticket.created_at_ms,
+            ),
         )
     return Created(ticket_id)
 
 
-def _insert_row(connection: sa.Connection, ticket: NewTicket) -> int:
-    result = connection.execute(
-        _TICKET_INSERT,
-        {
-            "organization_id": ticket.organization_id,
-            "api_key_id": ticket.api_key_id,
-            "submitter_email": ticket.submitter_email,
-            "kind": ticket.kind.value,
-            "status": ticket.status.value,
-            "subject": ticket.subject,
-            "body": ticket.body,
-            "collaborators": _listed(ticket.collaborators),
-            "serial_numbers": _listed(ticket.serial_numbers),
-            "product_type": ticket.product_type,
-            "service_type": ticket.service_type,
-            "console_access_granted": ticket.console_access_granted,
-            "console_access_expires_at_ms": ticket.console_access_expires_at_ms,
-            "warnings": list(ticket.warnings) or None,
-            "created_at_ms": ticket.created_at_ms,
-            "updated_at_ms": ticket.created_at_ms,
-        },
+def _ticket_row(ticket: NewTicket) -> tuple[object, ...]:
+    return (
+        ticket.organization_id,
+        ticket.api_key_id,
+        ticket.submitter_email,
+        ticket.kind.value,
+        ticket.status.value,
+        ticket.subject,
+        ticket.body,
+        _json_or_null(ticket.collaborators),
+        _json_or_null(ticket.serial_numbers),
+        ticket.product_type,
+        ticket.service_type,
+        ticket.console_access_granted,
+        ticket.console_access_expires_at_ms,
+        _json_or_null(ticket.warnings or None),
+        ticket.created_at_ms,
+        ticket.created_at_ms,
     )
-    primary_key = result.inserted_primary_key
-    assert primary_key is not None  # noqa: S101
-    return int(primary_key[0])
 
 
-def _listed(values: tuple[str, ...] | None) -> list[str] | None:
-    return None if values is None else list(values)
+def _json_or_null(values: tuple[str, ...] | None) -> str | None:
+    return None if values is None else _encode_json(values).decode()
 
 
 def _earlier_claim(
-    connection: sa.Connection, ticket: NewTicket, claim: IdempotencyClaim
+    connection: sqlite3.Connection, ticket: NewTicket, claim: IdempotencyClaim
 ) -> CreateOutcome | None:
     """The outcome of an earlier request with this key, or None to go ahead."""
-    row = connection.execute(
-        sa.select(
-            idempotency_keys.c.fingerprint,
-            idempotency_keys.c.ticket_id,
-            idempotency_keys.c.warning_msg,
-            idempotency_keys.c.created_at_ms,
-        ).where(
-            idempotency_keys.c.organization_id == ticket.organization_id,
-            idempotency_keys.c.key == claim.key,
-        )
-    ).one_or_none()
+    key = (ticket.organization_id, claim.key)
+    row = connection.execute(_FIND_CLAIM, key).fetchone()
     if row is None:
         return None
 
-    if row.created_at_ms <= ticket.created_at_ms - IDEMPOTENCY_WINDOW_MS:
-        # Expired: the key is free again.
-        connection.execute(
-            idempotency_keys.delete().where(
-                idempotency_keys.c.organization_id == ticket.organization_id,
-                idempotency_keys.c.key == claim.key,
-            )
-        )
+    fingerprint, ticket_id, first_warning_msg, created_at_ms = row
+    if created_at_ms <= ticket.created_at_ms - IDEMPOTENCY_WINDOW_MS:
+        connection.execute(_DELETE_CLAIM, key)  # expired: the key is free again
         return None
-    if row.fingerprint != claim.fingerprint:
-        return KeyReused(row.ticket_id)
-    return Replayed(row.ticket_id, row.warning_msg)
+    if fingerprint != claim.fingerprint:
+        return KeyReused(ticket_id)
+    return Replayed(ticket_id, first_warning_msg)
 
 
-def purge_expired_claims(connection: sa.Connection, *, now_ms: int) -> None:
-    connection.execute(
-        idempotency_keys.delete().where(
-            idempotency_keys.c.created_at_ms <= now_ms - IDEMPOTENCY_WINDOW_MS
-        )
+def record_key_use(connection: sqlite3.Connection, used: dict[int, int]) -> None:
+    """Write when each key was last used: ``used`` maps key id to a time in ms."""
+    connection.executemany(
+        _TOUCH_KEY, [(at_ms, key_id) for key_id, at_ms in used.items()]
     )
+
+
+def purge_expired_claims(connection: sqlite3.Connection, *, now_ms: int) -> None:
+    connection.execute(_PURGE_CLAIMS, (now_ms - IDEMPOTENCY_WINDOW_MS,))
