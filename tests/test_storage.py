@@ -97,21 +97,22 @@ def test_writer_commits_many_jobs_and_isolates_a_failing_one(
 ) -> None:
     path = _writer_file(database_url)
     writer = GroupCommitWriter(path)
-    writer.start()
 
     def failing(connection: sqlite3.Connection) -> int:
         connection.execute("INSERT INTO notes (v) VALUES ('doomed')")
         raise RuntimeError("this job fails after writing")
 
     async def submit_all() -> list[object]:
+        writer.start()
         jobs: list[Job] = [_insert(n) for n in range(50)]
         jobs.insert(25, failing)
-        return await asyncio.gather(
+        outcomes = await asyncio.gather(
             *(writer.submit(job) for job in jobs), return_exceptions=True
         )
+        await writer.stop()
+        return outcomes
 
     outcomes = asyncio.run(submit_all())
-    writer.stop()
 
     assert isinstance(outcomes[25], StorageUnavailable)
     ids = [outcome for index, outcome in enumerate(outcomes) if index != 25]
@@ -124,61 +125,79 @@ def test_writer_commits_many_jobs_and_isolates_a_failing_one(
 def test_writer_shares_commits_between_concurrent_jobs(database_url: str) -> None:
     path = _writer_file(database_url)
     writer = GroupCommitWriter(path)
-    writer.start()
     statements: list[str] = []
 
-    def first(connection: sqlite3.Connection) -> int:
-        connection.set_trace_callback(statements.append)
-        time.sleep(0.2)  # hold the writer while the others queue up
-        return _insert("first")(connection)
-
     async def submit_all() -> list[int]:
-        started = asyncio.ensure_future(writer.submit(first))
-        await asyncio.sleep(0.05)
-        rest = [writer.submit(_insert(n)) for n in range(199)]
-        return [await started, *await asyncio.gather(*rest)]
+        writer.start()
+        first = writer.submit(lambda connection: _trace(connection, statements))
+        ids = await asyncio.gather(
+            first, *(writer.submit(_insert(n)) for n in range(199))
+        )
+        await writer.stop()
+        return ids
 
     ids = asyncio.run(submit_all())
-    writer.stop()
 
     assert len(set(ids)) == 200
     assert len(_stored_notes(path)) == 200
-    assert statements.count("COMMIT") <= 3
+    assert statements.count("COMMIT") <= 2
+
+
+def _trace(connection: sqlite3.Connection, statements: list[str]) -> int:
+    connection.set_trace_callback(statements.append)
+    return _insert("first")(connection)
 
 
 def test_writer_refuses_work_past_its_queue_bound(database_url: str) -> None:
     path = _writer_file(database_url)
-    writer = GroupCommitWriter(path, max_pending=0)
-    writer.start()
+    writer = GroupCommitWriter(path, max_pending=3)
 
-    async def submit() -> int:
-        return await writer.submit(_insert(1))
+    async def submit_all() -> list[object]:
+        writer.start()
+        outcomes = await asyncio.gather(
+            *(writer.submit(_insert(n)) for n in range(5)), return_exceptions=True
+        )
+        await writer.stop()
+        return outcomes
 
-    with pytest.raises(Overloaded):
-        asyncio.run(submit())
-    writer.stop()
-    assert _stored_notes(path) == []
+    outcomes = asyncio.run(submit_all())
+
+    assert [type(outcome) for outcome in outcomes[3:]] == [Overloaded, Overloaded]
+    assert len(_stored_notes(path)) == 3
 
 
-def test_writer_runs_bookkeeping_while_busy_and_at_stop(database_url: str) -> None:
+def test_writer_runs_bookkeeping_while_busy_when_idle_and_at_stop(
+    database_url: str,
+) -> None:
     path = _writer_file(database_url)
-    runs: list[float] = []
+    runs: list[str] = []
+    phase = ["busy"]
     writer = GroupCommitWriter(
-        path, idle_seconds=0.05, on_idle=lambda _: runs.append(time.monotonic())
+        path, idle_seconds=0.05, on_idle=lambda _: runs.append(phase[0])
     )
-    writer.start()
 
-    async def keep_busy() -> None:
+    async def exercise() -> None:
+        writer.start()
         deadline = time.monotonic() + 0.3
         while time.monotonic() < deadline:
             await writer.submit(_insert(0))
+        phase[0] = "idle"
+        await asyncio.sleep(0.2)
+        phase[0] = "stop"
+        await writer.stop()
 
-    asyncio.run(keep_busy())
-    before_stop = len(runs)
-    writer.stop()
+    asyncio.run(exercise())
 
-    assert before_stop >= 2
-    assert len(runs) == before_stop + 1
+    assert runs.count("busy") >= 2
+    assert runs.count("idle") == 1
+    assert runs[-1] == "stop"
+
+
+def test_writer_refuses_work_when_stopped(database_url: str) -> None:
+    writer = GroupCommitWriter(_writer_file(database_url))
+
+    with pytest.raises(StorageUnavailable):
+        asyncio.run(writer.submit(_insert(1)))
 
 
 def test_database_failure_answers_503_and_never_500(

@@ -45,6 +45,8 @@ def serve(host: str | None, port: int | None, database_url: str) -> None:
         access_log=False,
         log_level="warning",
         server_header=False,
+        # Helpline reads no client address yet, so it trusts no forwarding header.
+        proxy_headers=False,
     )
     click.echo(
         f"Helpline is serving http://{settings.host}:{settings.port} "

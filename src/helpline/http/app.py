@@ -92,7 +92,7 @@ class HelpApi:
                 self._store.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self._store.close()
+                await self._store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

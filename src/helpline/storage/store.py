@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 
 import sqlalchemy as sa
@@ -68,13 +67,13 @@ class TicketStore:
         self._key_cache_seconds = key_cache_seconds
         self._key_cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._key_use: dict[int, int] = {}
-        self._key_use_lock = threading.Lock()
 
     def start(self) -> None:
         self._writer.start()
 
-    def close(self) -> None:
-        self._writer.stop()
+    async def close(self) -> None:
+        """Commit pending writes and release the database."""
+        await self._writer.stop()
         self._readers.dispose()
 
     async def find_api_key(self, prefix: str) -> ApiKey | None:
@@ -93,8 +92,7 @@ class TicketStore:
 
     def note_key_used(self, key_id: int, *, now_ms: int) -> None:
         """Remember a key's use; written in the background within about a second."""
-        with self._key_use_lock:
-            self._key_use[key_id] = now_ms
+        self._key_use[key_id] = now_ms
 
     async def create_ticket(
         self,
@@ -142,7 +140,6 @@ class TicketStore:
         )
 
     def _write_bookkeeping(self, connection: sqlite3.Connection) -> None:
-        with self._key_use_lock:
-            used, self._key_use = self._key_use, {}
+        used, self._key_use = self._key_use, {}
         record_key_use(connection, used)
         purge_expired_claims(connection, now_ms=int(time.time() * 1000))
