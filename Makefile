@@ -23,8 +23,8 @@ serve: $(VENV)/.runtime
 	$(BIN)/helpline serve
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
@@ -33,8 +33,8 @@ test: lint typecheck
 	$(BIN)/python -m pytest
 
 format: $(VENV)/.dev
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -141,7 +141,6 @@ def start_server(database_url: str) -> Iterator[StartServer]:
         settings = Settings(
             database_url=database_url,
             rate_limit_per_second=0,
-            key_cache_seconds=0,
         )
         server = LiveServer(settings.with_overrides(**overrides))
         server.start()

@@ -226,10 +226,10 @@ def test_database_failure_answers_503_and_never_500(
     assert count == 0
 
 
-def test_revoked_key_stops_working_once_the_cache_expires(
+def test_revoked_key_stops_working_at_once(
     start_server: StartServer, credentials: Credentials, database_url: str
 ) -> None:
-    server = start_server(key_cache_seconds=0.3)
+    server = start_server()
     url = f"{server.url}/api/help/ticket"
     first = httpx.post(url, json=VALID_REQUEST, headers=credentials.headers())
     engine = make_engine(database_url, immediate=True)
@@ -237,8 +237,22 @@ def test_revoked_key_stops_working_once_the_cache_expires(
         connection.execute(sa.text("UPDATE api_keys SET revoked_at_ms = 1"))
     engine.dispose()
 
-    time.sleep(0.4)
     after = httpx.post(url, json=VALID_REQUEST, headers=credentials.headers())
 
     assert first.status_code == 200
     assert after.status_code == 401
+
+
+def test_readiness_answers_503_when_the_schema_is_gone(
+    start_server: StartServer, database_url: str
+) -> None:
+    server = start_server()
+    engine = make_engine(database_url, immediate=True)
+    with engine.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE organizations RENAME TO moved"))
+    engine.dispose()
+
+    response = httpx.get(f"{server.url}/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"

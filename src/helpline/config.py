@@ -28,7 +28,6 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
-    key_cache_seconds: float = 5.0
     max_pending_writes: int = 10_000
     log_format: str = "json"
     ticket_rules: TicketRules = field(default_factory=TicketRules)
@@ -69,9 +68,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         rate_limit_burst=_number(
             env, "HELPLINE_RATE_LIMIT_BURST", defaults.rate_limit_burst
-        ),
-        key_cache_seconds=_number(
-            env, "HELPLINE_KEY_CACHE_SECONDS", defaults.key_cache_seconds, kind=float
         ),
         max_pending_writes=_number(
             env, "HELPLINE_MAX_PENDING_WRITES", defaults.max_pending_writes

@@ -13,8 +13,6 @@ def create_app(settings: Settings) -> HelpApi:
     The schema must already be migrated; the app's lifespan starts the store.
     """
     store = TicketStore(
-        settings.database_url,
-        key_cache_seconds=settings.key_cache_seconds,
-        max_pending_writes=settings.max_pending_writes,
+        settings.database_url, max_pending_writes=settings.max_pending_writes
     )
     return HelpApi(settings=settings, store=store)
