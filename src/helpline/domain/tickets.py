@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from email_validator import EmailNotValidError, validate_email
@@ -116,14 +116,6 @@ class NewTicket:
         return hashlib.sha256(encoded.encode()).hexdigest()
 
 
-@dataclass(slots=True)
-class _Warnings:
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, note: str) -> None:
-        self.notes.append(note)
-
-
 def prepare_ticket(
     submission: TicketSubmission,
     *,
@@ -137,7 +129,7 @@ def prepare_ticket(
 
     Raises ``DomainFailure`` for the first rule the submission breaks.
     """
-    warnings = _Warnings()
+    warnings: list[str] = []
 
     subject = _clean_subject(submission.subject, rules=rules, warnings=warnings)
     body = _clean_text("body", submission.body, warnings=warnings)
@@ -183,7 +175,7 @@ def prepare_ticket(
         console_access_granted=granted,
         console_access_expires_at_ms=expires_at_ms,
         created_at_ms=now_ms,
-        warnings=tuple(warnings.notes),
+        warnings=tuple(warnings),
     )
 
 
@@ -197,22 +189,22 @@ def _reject_control_characters(path: str, value: str) -> None:
         )
 
 
-def _clean_text(path: str, value: str | None, *, warnings: _Warnings) -> str | None:
+def _clean_text(path: str, value: str | None, *, warnings: list[str]) -> str | None:
     """Trim a free-text field; an empty result counts as absent."""
     if value is None:
         return None
     _reject_control_characters(path, value)
     trimmed = value.strip()
     if trimmed != value:
-        warnings.add(f"{path}: surrounding whitespace was trimmed")
+        warnings.append(f"{path}: surrounding whitespace was trimmed")
     if not trimmed:
-        warnings.add(f"{path}: empty, treated as absent")
+        warnings.append(f"{path}: empty, treated as absent")
         return None
     return trimmed
 
 
 def _clean_subject(
-    value: str | None, *, rules: TicketRules, warnings: _Warnings
+    value: str | None, *, rules: TicketRules, warnings: list[str]
 ) -> str | None:
     if value is not None:
         # Before any whitespace folding: str.strip() would swallow some controls.
@@ -220,7 +212,7 @@ def _clean_subject(
     if value is not None and _LINE_BREAKS.search(value.strip()):
         # A subject becomes a mail subject line, where a line break is an injection.
         value = _LINE_BREAKS.sub(" ", value.strip())
-        warnings.add("subject: line breaks and tabs were replaced by spaces")
+        warnings.append("subject: line breaks and tabs were replaced by spaces")
     subject = _clean_text("subject", value, warnings=warnings)
     if subject is not None and len(subject) > rules.max_subject_length:
         raise DomainFailure(
@@ -232,12 +224,12 @@ def _clean_subject(
 
 
 def _drop_nulls(
-    path: str, values: Sequence[str | None], warnings: _Warnings
+    path: str, values: Sequence[str | None], warnings: list[str]
 ) -> list[tuple[int, str]]:
     """Pair each non-null entry with its index in the request, for messages."""
     kept = [(index, value) for index, value in enumerate(values) if value is not None]
     if len(kept) != len(values):
-        warnings.add(f"{path}: {len(values) - len(kept)} null entries were dropped")
+        warnings.append(f"{path}: {len(values) - len(kept)} null entries were dropped")
     return kept
 
 
@@ -247,7 +239,7 @@ def _clean_entries(
     *,
     canonical: Callable[[str, str], str],
     identity: Callable[[str], str],
-    warnings: _Warnings,
+    warnings: list[str],
 ) -> tuple[str, ...] | None:
     """Canonicalize each entry of a list, dropping nulls and duplicates.
 
@@ -263,10 +255,10 @@ def _clean_entries(
         entry_path = f"{path}[{index}]"
         entry = canonical(raw, entry_path)
         if entry != raw:
-            warnings.add(f"{entry_path}: normalized to {entry}")
+            warnings.append(f"{entry_path}: normalized to {entry}")
         key = identity(entry)
         if key in kept:
-            warnings.add(f"{entry_path}: duplicate of {kept[key]}, dropped")
+            warnings.append(f"{entry_path}: duplicate of {kept[key]}, dropped")
             continue
         kept[key] = entry
     return tuple(kept.values())
@@ -288,7 +280,7 @@ def _at_most(
 
 
 def _clean_collaborators(
-    values: Sequence[str | None] | None, *, rules: TicketRules, warnings: _Warnings
+    values: Sequence[str | None] | None, *, rules: TicketRules, warnings: list[str]
 ) -> tuple[str, ...] | None:
     addresses = _clean_entries(
         "collaborators",
@@ -335,7 +327,7 @@ def _email_verdict(candidate: str) -> tuple[str | None, str | None]:
 
 
 def _clean_serial_numbers(
-    values: Sequence[str | None] | None, *, rules: TicketRules, warnings: _Warnings
+    values: Sequence[str | None] | None, *, rules: TicketRules, warnings: list[str]
 ) -> tuple[str, ...] | None:
     def canonical(raw: str, path: str) -> str:
         serial = raw.strip()
@@ -393,7 +385,7 @@ def _clean_catalogue_value(
     value: str | None,
     catalogue: tuple[str, ...],
     rules: TicketRules,
-    warnings: _Warnings,
+    warnings: list[str],
 ) -> str | None:
     cleaned = _clean_text(path, value, warnings=warnings)
     if cleaned is None:
@@ -409,7 +401,7 @@ def _clean_catalogue_value(
                 f"{path} {cleaned[:80]!r} is not one of: {', '.join(catalogue)}.",
             )
         if canonical != cleaned:
-            warnings.add(f"{path}: normalized to {canonical}")
+            warnings.append(f"{path}: normalized to {canonical}")
         return canonical
 
     too_long = len(cleaned) > rules.max_catalogue_value_length

@@ -89,7 +89,14 @@ class HelpApi:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._store.start()
+                try:
+                    self._store.start()
+                except Exception as error:
+                    log.exception("startup_failed")
+                    await send(
+                        {"type": "lifespan.startup.failed", "message": str(error)}
+                    )
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._store.close()
