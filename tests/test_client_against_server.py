@@ -72,24 +72,8 @@ def remote(
 def test_helpline_remote_prints_the_ticket_id(
     server: LiveServer, credentials: Credentials, admin: AdminStore
 ) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from helpline.client.cli import main; main()",
-            "open-ticket",
-            "--subject",
-            "From the command line",
-        ],
-        env={
-            "HELPLINE_URL": server.url,
-            "HELPLINE_API_KEY": credentials.token,
-            "PATH": "/usr/bin:/bin",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = remote(
+        server, credentials, "open-ticket", "--subject", "From the command line"
     )
 
     assert completed.returncode == 0, completed.stderr
@@ -100,26 +84,8 @@ def test_helpline_remote_prints_the_ticket_id(
 def test_helpline_remote_exits_1_with_the_failure_reason(
     server: LiveServer, credentials: Credentials
 ) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from helpline.client.cli import main; main()",
-            "open-ticket",
-            "--subject",
-            "x",
-            "--serial-number",
-            "??",
-        ],
-        env={
-            "HELPLINE_URL": server.url,
-            "HELPLINE_API_KEY": credentials.token,
-            "PATH": "/usr/bin:/bin",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = remote(
+        server, credentials, "open-ticket", "--subject", "x", "--serial-number", "??"
     )
 
     assert completed.returncode == 1
