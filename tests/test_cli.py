@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from helpline.cli import cli
+from helpline.storage.migrate import head_revision
 from helpline.storage.admin import AdminStore
 
 from .conftest import VALID_REQUEST, LiveServer, MakeKey
@@ -211,7 +212,7 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
 
     assert before.stdout.strip() == "none"
     assert upgraded.exit_code == 0
-    assert after.stdout.strip() == "0001"
+    assert after.stdout.strip() == head_revision()
 
 
 def test_unsupported_database_url_is_a_usage_error() -> None:

@@ -256,3 +256,58 @@ def test_readiness_answers_503_when_the_schema_is_gone(
 
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
+
+
+def test_upgrade_from_0001_keeps_tickets_and_counts_the_open_ones(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url, immediate=True)
+    upgrade(engine, revision="0001")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO organizations (id, name, created_at_ms) "
+                "VALUES (1, 'acme', 0);"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO api_keys (id, organization_id, prefix, digest, "
+                "user_email, permissions, created_at_ms) "
+                "VALUES (1, 1, 'p', 'd', 'a@b.co', 'tickets:create', 0)"
+            )
+        )
+        for ticket_id, status in [(1, "Open"), (2, "Solved"), (3, "Pending")]:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO tickets (id, organization_id, api_key_id, "
+                    "submitter_email, kind, status, created_at_ms, updated_at_ms) "
+                    "VALUES (:id, 1, 1, 'a@b.co', 'ticket', :status, 0, 0)"
+                ),
+                {"id": ticket_id, "status": status},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO ticket_events (ticket_id, kind, actor, "
+                    "created_at_ms) VALUES (:id, 'created', 'a@b.co', 0)"
+                ),
+                {"id": ticket_id},
+            )
+
+    upgrade(engine)
+
+    with engine.connect() as connection:
+        open_flags = connection.execute(
+            sa.text("SELECT id, is_open FROM tickets ORDER BY id")
+        ).all()
+        counted = connection.execute(
+            sa.text("SELECT open_tickets FROM organization_counters")
+        ).scalar_one()
+    engine.dispose()
+    assert [(row[0], bool(row[1])) for row in open_flags] == [
+        (1, True),
+        (2, False),
+        (3, True),
+    ]
+    assert counted == 2

@@ -25,6 +25,15 @@ class FailureReason(enum.StrEnum):
     UNKNOWN_PRODUCT_TYPE = "Unknown product type"
     UNKNOWN_SERVICE_TYPE = "Unknown service type"
     IDEMPOTENCY_KEY_REUSED = "Idempotency key reused"
+    MISSING_PROBLEM = "Missing problem"
+    INVALID_PHONE_NUMBER = "Invalid phone number"
+    INVALID_SHIPPING_ADDRESS = "Invalid shipping address"
+    INVALID_CONTACT_NAME = "Invalid contact name"
+    INVALID_DEVICE_NAME = "Invalid device name"
+    INVALID_FEEDBACK = "Invalid feedback content"
+    FILE_TOO_LARGE = "File too large"
+    TOO_MANY_FILES = "Too many files"
+    MISSING_REQUEST_PART = "Missing request part"
 
 
 class DomainFailure(Exception):

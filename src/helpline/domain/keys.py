@@ -24,6 +24,7 @@ _DECOY_DIGEST = hashlib.sha256(b"no key has this prefix").hexdigest()
 class Permission(enum.StrEnum):
     CREATE_TICKETS = "tickets:create"
     READ_TICKETS = "tickets:read"
+    SEND_FEEDBACK = "feedback:create"
 
 
 ALL_PERMISSIONS = frozenset(Permission)

@@ -8,6 +8,7 @@ in between.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import hashlib
@@ -15,15 +16,18 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from email_validator import EmailNotValidError, validate_email
 
+from helpline.domain.attachments import Attachment
 from helpline.domain.failures import DomainFailure, FailureReason
+from helpline.domain.text import clean_text, reject_control_characters
+
+if TYPE_CHECKING:
+    from helpline.domain.rma import RmaDetails
 
 MAX_EMAIL_LENGTH = 254
-# Anything in C0 or DEL except the three whitespace characters a body may contain.
-_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_BREAKS = re.compile(r"\s*[\r\n\t]+\s*")
 _SERIAL_NUMBER = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 
@@ -34,9 +38,15 @@ class TicketStatus(enum.StrEnum):
     SOLVED = "Solved"
     CLOSED = "Closed"
 
+    @property
+    def is_open(self) -> bool:
+        """Open and Pending tickets still wait on someone; they are listed as open."""
+        return self in (TicketStatus.OPEN, TicketStatus.PENDING)
+
 
 class TicketKind(enum.StrEnum):
     TICKET = "ticket"
+    RMA = "rma"
 
 
 class TicketSubmission(Protocol):
@@ -97,6 +107,8 @@ class NewTicket:
     warnings: tuple[str, ...] = ()
     kind: TicketKind = TicketKind.TICKET
     status: TicketStatus = TicketStatus.OPEN
+    rma: RmaDetails | None = None
+    attachment: Attachment | None = None
 
     def fingerprint(self) -> str:
         """A digest of what the caller asked for, to tell a retry from a new request.
@@ -104,6 +116,9 @@ class NewTicket:
         Two submissions that normalize to the same ticket share a fingerprint.
         """
         asked_for = [
+            self.kind.value,
+            None if self.rma is None else dataclasses.astuple(self.rma),
+            None if self.attachment is None else self.attachment.sha256,
             self.subject,
             self.body,
             self.collaborators,
@@ -132,7 +147,7 @@ def prepare_ticket(
     warnings: list[str] = []
 
     subject = _clean_subject(submission.subject, rules=rules, warnings=warnings)
-    body = _clean_text("body", submission.body, warnings=warnings)
+    body = clean_text("body", submission.body, warnings=warnings)
     if subject is None and body is None:
         raise DomainFailure(
             FailureReason.MISSING_CONTENT,
@@ -179,41 +194,17 @@ def prepare_ticket(
     )
 
 
-def _reject_control_characters(path: str, value: str) -> None:
-    match = _FORBIDDEN_CHARACTERS.search(value)
-    if match:
-        raise DomainFailure(
-            FailureReason.INVALID_TEXT,
-            f"{path} contains the control character U+{ord(match.group()):04X} "
-            f"at position {match.start()}; remove it.",
-        )
-
-
-def _clean_text(path: str, value: str | None, *, warnings: list[str]) -> str | None:
-    """Trim a free-text field; an empty result counts as absent."""
-    if value is None:
-        return None
-    _reject_control_characters(path, value)
-    trimmed = value.strip()
-    if trimmed != value:
-        warnings.append(f"{path}: surrounding whitespace was trimmed")
-    if not trimmed:
-        warnings.append(f"{path}: empty, treated as absent")
-        return None
-    return trimmed
-
-
 def _clean_subject(
     value: str | None, *, rules: TicketRules, warnings: list[str]
 ) -> str | None:
     if value is not None:
         # Before any whitespace folding: str.strip() would swallow some controls.
-        _reject_control_characters("subject", value)
+        reject_control_characters("subject", value)
     if value is not None and _LINE_BREAKS.search(value.strip()):
         # A subject becomes a mail subject line, where a line break is an injection.
         value = _LINE_BREAKS.sub(" ", value.strip())
         warnings.append("subject: line breaks and tabs were replaced by spaces")
-    subject = _clean_text("subject", value, warnings=warnings)
+    subject = clean_text("subject", value, warnings=warnings)
     if subject is not None and len(subject) > rules.max_subject_length:
         raise DomainFailure(
             FailureReason.SUBJECT_TOO_LONG,
@@ -329,23 +320,12 @@ def _email_verdict(candidate: str) -> tuple[str | None, str | None]:
 def _clean_serial_numbers(
     values: Sequence[str | None] | None, *, rules: TicketRules, warnings: list[str]
 ) -> tuple[str, ...] | None:
-    def canonical(raw: str, path: str) -> str:
-        serial = raw.strip()
-        # Checked before upper-casing, which turns some non-ASCII letters into ASCII.
-        if not serial.isascii() or not _is_plausible_serial(serial.upper(), rules):
-            raise DomainFailure(
-                FailureReason.INVALID_SERIAL_NUMBER,
-                f"{path} ({raw[:80]!r}) is not a device serial number: use "
-                f"{rules.min_serial_number_length}-{rules.max_serial_number_length} "
-                "letters and digits, in groups joined by single hyphens, with at "
-                "least one digit.",
-            )
-        return serial.upper()
-
     serials = _clean_entries(
         "serialNumbers",
         values,
-        canonical=canonical,
+        canonical=lambda raw, path: normalize_serial_number(
+            raw, path=path, rules=rules
+        ),
         identity=str,
         warnings=warnings,
     )
@@ -355,6 +335,21 @@ def _clean_serial_numbers(
         limit=rules.max_serial_numbers,
         reason=FailureReason.TOO_MANY_SERIAL_NUMBERS,
     )
+
+
+def normalize_serial_number(raw: str, *, path: str, rules: TicketRules) -> str:
+    """A device serial number in capitals; raises ``Invalid serial number``."""
+    serial = raw.strip()
+    # Checked before upper-casing, which turns some non-ASCII letters into ASCII.
+    if not serial.isascii() or not _is_plausible_serial(serial.upper(), rules):
+        raise DomainFailure(
+            FailureReason.INVALID_SERIAL_NUMBER,
+            f"{path} ({raw[:80]!r}) is not a device serial number: use "
+            f"{rules.min_serial_number_length}-{rules.max_serial_number_length} "
+            "letters and digits, in groups joined by single hyphens, with at "
+            "least one digit.",
+        )
+    return serial.upper()
 
 
 def _is_plausible_serial(serial: str, rules: TicketRules) -> bool:
@@ -387,7 +382,7 @@ def _clean_catalogue_value(
     rules: TicketRules,
     warnings: list[str],
 ) -> str | None:
-    cleaned = _clean_text(path, value, warnings=warnings)
+    cleaned = clean_text(path, value, warnings=warnings)
     if cleaned is None:
         return None
     invalid, unknown = _CATALOGUE_FAILURES[path]

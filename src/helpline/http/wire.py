@@ -8,11 +8,13 @@ expect to read it.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from helpline.http.errors import MalformedBody
+
+# Requests. Unknown top-level fields are found and reported by ``decode``.
 
 
 class CreateTicketRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -25,38 +27,124 @@ class CreateTicketRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=
     console_access_granted: bool | None = None
 
 
-class Envelope(msgspec.Struct, rename="camel"):
-    """``Help_CreateTicketWSResponse``: every field present, null where it does not
-    apply; ``msg`` only on a 400, with the vendor's wording."""
+class OpenTicketsRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    page_number: int | None = None
 
-    success: bool | None = None
-    ticket_id: int | None = None
-    failure_reason: str | None = None
+
+class OpenTicketsV2Request(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    start_time_ms: int | None = None
+    end_time_ms: int | None = None
+
+
+class ShippingAddress(msgspec.Struct, rename="camel"):
+    return_address_street: str | None = None
+    return_address_city: str | None = None
+    return_address_state: str | None = None
+    return_address_postal_code: str | None = None
+    return_address_country: str | None = None
+
+
+class RmaRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    contact_name: str | None = None
+    contact_phone_number: str | None = None
+    device_name: str | None = None
+    problem: str | None = None
+    return_shipping_address: ShippingAddress | None = None
+    serial_number: str | None = None
+
+
+class FeedbackRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    feedback: str | None = None
+
+
+# Responses: every property of the operation's schema, null where it does not apply,
+# and ``msg`` only on a 400, with the vendor's wording.
+
+
+class Answer(msgspec.Struct, rename="camel"):
+    """The properties every operation's response shares."""
+
     error: bool | None = None
     error_msg: str | None = None
     warning_msg: str | None = None
     msg: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class TicketAnswer(Answer, rename="camel"):
+    """``Help_CreateTicketWSResponse`` and ``Help_ProcessRMAWSResponse``."""
+
+    success: bool | None = None
+    ticket_id: int | None = None
+    failure_reason: str | None = None
+
+
+class FeedbackAnswer(Answer, rename="camel"):
+    """``Help_SendFeedbackWSResponse``."""
+
+    success: bool | None = None
+    failure_reason: str | None = None
+
+
+class TicketInformation(msgspec.Struct, rename="camel"):
+    id: int
+    created_at: str
+    status: str
+    subject: str | None
+
+
+class OpenTicketsAnswer(Answer, rename="camel"):
+    """``Help_GetOpenTicketsWSResponse`` (``hasNexPage`` is the vendor's spelling)."""
+
+    current_page: int | None = None
+    has_nex_page: bool | None = None
+    total_tickets: int | None = None
+    tickets: list[TicketInformation] | None = None
+
+
+class OpenTicketsV2Answer(Answer, rename="camel"):
+    """``Help_GetOpenTicketsV2WSResponse``."""
+
+    tickets: list[TicketInformation] | None = None
+    user_tickets: list[TicketInformation] | None = None
+
+
+AnswerT = TypeVar("AnswerT", bound=Answer)
+RequestT = TypeVar("RequestT", bound=msgspec.Struct)
+
 _encoder = msgspec.json.Encoder()
+_MSGSPEC_PATH = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>.*)`)?$", re.DOTALL)
 # The values of unknown fields are kept raw: never parsed, whatever they hold.
 _decode_fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
-_MSGSPEC_PATH = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>.*)`)?$", re.DOTALL)
-_KNOWN_FIELDS = frozenset(CreateTicketRequest.__struct_encode_fields__)
 
 
-def encode(envelope: Envelope) -> bytes:
-    return _encoder.encode(envelope)
+def encode(answer: Answer) -> bytes:
+    return _encoder.encode(answer)
 
 
-def decode_create_ticket(body: bytes) -> tuple[CreateTicketRequest, list[str]]:
-    """The request and the names of any fields it carried that are not ours.
+def failed(
+    kind: type[AnswerT],
+    error_msg: str,
+    *,
+    failure_reason: str | None = None,
+    msg: str | msgspec.UnsetType = msgspec.UNSET,
+) -> AnswerT:
+    """An answer of ``kind`` saying the operation failed, every other field null."""
+    fields: dict[str, Any] = {"error": True, "error_msg": error_msg, "msg": msg}
+    if "success" in kind.__struct_fields__:
+        fields["success"] = False
+    if "failure_reason" in kind.__struct_fields__:
+        fields["failure_reason"] = failure_reason
+    return kind(**fields)
+
+
+def decode(body: bytes, kind: type[RequestT]) -> tuple[RequestT, list[str]]:
+    """The request and the names of any top-level fields it carried that are not ours.
 
     Unknown fields are ignored rather than refused, so that a client built for a
     newer revision of the vendor's API keeps working.
     """
     try:
-        return msgspec.json.decode(body, type=CreateTicketRequest), []
+        return msgspec.json.decode(body, type=kind), []
     except msgspec.DecodeError as error:
         if "unknown field" not in str(error):
             raise _malformed(error) from None
@@ -65,23 +153,26 @@ def decode_create_ticket(body: bytes) -> tuple[CreateTicketRequest, list[str]]:
 
     # Slow path, only for bodies that carry fields we do not know.
     try:
-        return _decode_ignoring_unknown(body)
+        return _decode_ignoring_unknown(body, kind)
     except RecursionError:
         raise MalformedBody("the request body nests too deeply") from None
 
 
-def _decode_ignoring_unknown(body: bytes) -> tuple[CreateTicketRequest, list[str]]:
+def _decode_ignoring_unknown(
+    body: bytes, kind: type[RequestT]
+) -> tuple[RequestT, list[str]]:
+    known_fields = kind.__struct_encode_fields__
     try:
         fields = _decode_fields(body)
         known = {
             name: msgspec.json.decode(value)
             for name, value in fields.items()
-            if name in _KNOWN_FIELDS
+            if name in known_fields
         }
-        request = msgspec.convert(known, type=CreateTicketRequest, strict=True)
+        request = msgspec.convert(known, type=kind, strict=True)
     except msgspec.DecodeError as error:
         raise _malformed(error) from None
-    unknown = sorted(name for name in fields if name not in _KNOWN_FIELDS)
+    unknown = sorted(name for name in fields if name not in known_fields)
     return request, unknown
 
 
@@ -105,8 +196,10 @@ _TYPE_WORDS = {
     "`array | null`": "an array or null",
     "`array`": "an array",
     "`bool | null`": "a boolean or null",
+    "`int | null`": "an integer or null",
+    "`object | null`": "a JSON object or null",
     "`object`": "a JSON object",
-    "`int`": "a number",
+    "`int`": "an integer",
     "`float`": "a number",
     "`bool`": "a boolean",
     "`null`": "null",

@@ -31,7 +31,8 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revision; a no-op when it is already there."""
+def upgrade(engine: sa.Engine, *, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (the newest by default); a no-op when it is
+    already there."""
     with engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
+        command.upgrade(_config(connection), revision)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from helpline.domain.rma import RmaDetails
+
 
 @dataclass(frozen=True, slots=True)
 class Organization:
@@ -40,6 +42,49 @@ class TicketEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    id: int
+    file_name: str
+    size_bytes: int
+    content_type: str
+    sha256: str
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSummary:
+    """A ticket as the open-ticket listings show it."""
+
+    id: int
+    created_at_ms: int
+    status: str
+    subject: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTicketsPage:
+    total: int
+    tickets: list[TicketSummary]
+    has_next_page: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    id: int
+    organization: str
+    user_email: str
+    feedback: str
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    ticket_id: int
+    before: str
+    after: str
+
+
+@dataclass(frozen=True, slots=True)
 class TicketRecord:
     """Every stored field of a ticket, with its history."""
 
@@ -61,21 +106,24 @@ class TicketRecord:
     warnings: list[str] | None
     created_at_ms: int
     updated_at_ms: int
+    is_open: bool
     events: tuple[TicketEvent, ...] = ()
+    attachments: tuple[AttachmentRecord, ...] = ()
+    rma: RmaDetails | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Created:
-    """A new ticket was committed."""
+    """A new ticket (or, with no id, feedback) was committed."""
 
-    ticket_id: int
+    ticket_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
     """The idempotency key was used before for the same request: its first answer."""
 
-    ticket_id: int
+    ticket_id: int | None
     warning_msg: str | None
 
 
@@ -83,7 +131,7 @@ class Replayed:
 class KeyReused:
     """The idempotency key was used before for a different request."""
 
-    ticket_id: int
+    ticket_id: int | None
 
 
 CreateOutcome = Created | Replayed | KeyReused

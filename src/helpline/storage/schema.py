@@ -59,7 +59,80 @@ tickets = sa.Table(
     sa.Column("warnings", sa.JSON, nullable=True),
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
     sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
+    # 1 while the status counts as open (Open, Pending): the listings' index key.
+    sa.Column("is_open", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Index("ix_tickets_organization_created", "organization_id", "created_at_ms"),
+    sa.Index(
+        "ix_tickets_open_by_organization",
+        "organization_id",
+        "is_open",
+        "created_at_ms",
+        "id",
+    ),
+    sa.Index(
+        "ix_tickets_open_by_submitter",
+        "organization_id",
+        "submitter_email",
+        "is_open",
+        "created_at_ms",
+        "id",
+    ),
+)
+
+organization_counters = sa.Table(
+    "organization_counters",
+    metadata,
+    sa.Column(
+        "organization_id",
+        sa.Integer,
+        sa.ForeignKey("organizations.id"),
+        primary_key=True,
+    ),
+    sa.Column("open_tickets", sa.Integer, nullable=False),
+)
+
+rma_requests = sa.Table(
+    "rma_requests",
+    metadata,
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), primary_key=True),
+    sa.Column("contact_name", sa.String(200), nullable=True),
+    sa.Column("contact_phone_number", sa.String(32), nullable=True),
+    sa.Column("device_name", sa.String(200), nullable=True),
+    sa.Column("problem", sa.Text, nullable=False),
+    sa.Column("serial_number", sa.String(40), nullable=False),
+    sa.Column("street", sa.String(200), nullable=False),
+    sa.Column("city", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(200), nullable=True),
+    sa.Column("postal_code", sa.String(200), nullable=False),
+    sa.Column("country", sa.String(200), nullable=False),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_attachments_ticket_id", "ticket_id"),
+    sa.Index("ix_attachments_sha256", "sha256"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "organization_id", sa.Integer, sa.ForeignKey("organizations.id"), nullable=False
+    ),
+    sa.Column("api_key_id", sa.Integer, sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("user_email", sa.String(254), nullable=False),
+    sa.Column("feedback", sa.Text, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_feedback_organization_created", "organization_id", "created_at_ms"),
 )
 
 ticket_events = sa.Table(
@@ -86,7 +159,8 @@ idempotency_keys = sa.Table(
     ),
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=False),
+    # Null for an operation that makes no ticket (feedback).
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=True),
     sa.Column("warning_msg", sa.Text, nullable=True),
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
     sa.Index("ix_idempotency_keys_created", "created_at_ms"),

@@ -10,22 +10,27 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from helpline.domain.feedback import NewFeedback
 from helpline.domain.idempotency import IdempotencyClaim
 from helpline.domain.keys import ApiKey, parse_permissions
 from helpline.domain.tickets import NewTicket
 from helpline.storage.engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
 from helpline.storage.errors import StorageUnavailable
-from helpline.storage.records import CreateOutcome
+from helpline.storage.listing import open_tickets_in_window, open_tickets_page
+from helpline.storage.records import CreateOutcome, OpenTicketsPage, TicketSummary
 from helpline.storage.tickets import (
+    insert_feedback,
     insert_ticket,
     purge_expired_claims,
     record_key_use,
 )
 from helpline.storage.writer import GroupCommitWriter
 
+T = TypeVar("T")
 _KEY_BY_PREFIX = """
 SELECT k.id, k.organization_id, o.name, k.prefix, k.digest, k.user_email,
        k.permissions, k.revoked_at_ms
@@ -100,16 +105,63 @@ class TicketStore:
             lambda connection: insert_ticket(connection, ticket, claim, warning_msg)
         )
 
+    async def record_feedback(
+        self,
+        feedback: NewFeedback,
+        *,
+        claim: IdempotencyClaim | None,
+        warning_msg: str | None,
+    ) -> CreateOutcome:
+        """Store feedback durably, or replay the earlier answer for its claim."""
+        return await self._writer.submit(
+            lambda connection: insert_feedback(connection, feedback, claim, warning_msg)
+        )
+
+    async def open_tickets_page(
+        self, *, organization_id: int, page: int, page_size: int
+    ) -> OpenTicketsPage:
+        """Page ``page`` (from 1) of the organization's open tickets, newest first."""
+        return self._read(
+            lambda reader: open_tickets_page(
+                reader, organization_id=organization_id, page=page, page_size=page_size
+            )
+        )
+
+    async def open_tickets_in_window(
+        self,
+        *,
+        organization_id: int,
+        start_ms: int | None,
+        end_ms: int | None,
+        submitter_email: str | None = None,
+        limit: int,
+    ) -> list[TicketSummary]:
+        """Open tickets created in the window (bounds inclusive, None open-ended)."""
+        return self._read(
+            lambda reader: open_tickets_in_window(
+                reader,
+                organization_id=organization_id,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                submitter_email=submitter_email,
+                limit=limit,
+            )
+        )
+
     async def ping(self) -> None:
         """Raises ``StorageUnavailable`` unless the database and its schema answer."""
         self._read_one("SELECT count(*) FROM organizations", ())
 
     def _read_one(self, sql: str, parameters: tuple[object, ...]) -> Any:
         """The first row of a query, as sqlite3 returns it, or None."""
+        return self._read(lambda reader: reader.execute(sql, parameters).fetchone())
+
+    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``query`` on the reader; raises ``StorageUnavailable`` for a failure."""
         if self._reader is None:
             raise StorageUnavailable("the store is not running")
         try:
-            return self._reader.execute(sql, parameters).fetchone()
+            return query(self._reader)
         except sqlite3.Error as error:
             raise StorageUnavailable(str(error)) from error
 

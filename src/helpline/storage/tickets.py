@@ -6,10 +6,12 @@ the API tests read every ticket written here back through ``AdminStore``.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
 import msgspec
 
+from helpline.domain.feedback import NewFeedback
 from helpline.domain.idempotency import IDEMPOTENCY_WINDOW_MS, IdempotencyClaim
 from helpline.domain.tickets import NewTicket
 from helpline.storage.records import Created, CreateOutcome, KeyReused, Replayed
@@ -19,8 +21,27 @@ INSERT INTO tickets (
     organization_id, api_key_id, submitter_email, kind, status, subject, body,
     collaborators, serial_numbers, product_type, service_type,
     console_access_granted, console_access_expires_at_ms, warnings,
-    created_at_ms, updated_at_ms
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    created_at_ms, updated_at_ms, is_open
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_COUNT_OPEN_TICKET = """
+INSERT INTO organization_counters (organization_id, open_tickets) VALUES (?, 1)
+ON CONFLICT (organization_id) DO UPDATE SET open_tickets = open_tickets + 1
+"""
+_INSERT_RMA = """
+INSERT INTO rma_requests (
+    ticket_id, contact_name, contact_phone_number, device_name, problem,
+    serial_number, street, city, state, postal_code, country
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_ATTACHMENT = """
+INSERT INTO attachments (
+    ticket_id, file_name, size_bytes, content_type, sha256, created_at_ms
+) VALUES (?, ?, ?, ?, ?, ?)
+"""
+_INSERT_FEEDBACK = """
+INSERT INTO feedback (organization_id, api_key_id, user_email, feedback, created_at_ms)
+VALUES (?, ?, ?, ?, ?)
 """
 _INSERT_EVENT = """
 INSERT INTO ticket_events (ticket_id, kind, actor, "before", "after", created_at_ms)
@@ -54,7 +75,9 @@ def insert_ticket(
     with respect to every other write.
     """
     if claim is not None:
-        earlier = _earlier_claim(connection, ticket, claim)
+        earlier = _earlier_claim(
+            connection, ticket.organization_id, claim, now_ms=ticket.created_at_ms
+        )
         if earlier is not None:
             return earlier
 
@@ -65,19 +88,84 @@ def insert_ticket(
     connection.execute(
         _INSERT_EVENT, (ticket_id, ticket.submitter_email, after, ticket.created_at_ms)
     )
-    if claim is not None:
+    if ticket.status.is_open:
+        connection.execute(_COUNT_OPEN_TICKET, (ticket.organization_id,))
+    if ticket.rma is not None:
+        connection.execute(_INSERT_RMA, (ticket_id, *dataclasses.astuple(ticket.rma)))
+    if ticket.attachment is not None:
+        file = ticket.attachment
         connection.execute(
-            _INSERT_CLAIM,
+            _INSERT_ATTACHMENT,
             (
-                ticket.organization_id,
-                claim.key,
-                claim.fingerprint,
                 ticket_id,
-                warning_msg,
+                file.file_name,
+                file.size_bytes,
+                file.content_type,
+                file.sha256,
                 ticket.created_at_ms,
             ),
         )
+    if claim is not None:
+        _take_claim(
+            connection,
+            ticket.organization_id,
+            claim,
+            ticket_id=ticket_id,
+            warning_msg=warning_msg,
+            now_ms=ticket.created_at_ms,
+        )
     return Created(ticket_id)
+
+
+def insert_feedback(
+    connection: sqlite3.Connection,
+    feedback: NewFeedback,
+    claim: IdempotencyClaim | None,
+    warning_msg: str | None,
+) -> CreateOutcome:
+    """Store feedback, or replay the first answer for its idempotency claim."""
+    if claim is not None:
+        earlier = _earlier_claim(
+            connection, feedback.organization_id, claim, now_ms=feedback.created_at_ms
+        )
+        if earlier is not None:
+            return earlier
+
+    connection.execute(
+        _INSERT_FEEDBACK,
+        (
+            feedback.organization_id,
+            feedback.api_key_id,
+            feedback.user_email,
+            feedback.feedback,
+            feedback.created_at_ms,
+        ),
+    )
+    if claim is not None:
+        _take_claim(
+            connection,
+            feedback.organization_id,
+            claim,
+            ticket_id=None,
+            warning_msg=warning_msg,
+            now_ms=feedback.created_at_ms,
+        )
+    return Created(None)
+
+
+def _take_claim(
+    connection: sqlite3.Connection,
+    organization_id: int,
+    claim: IdempotencyClaim,
+    *,
+    ticket_id: int | None,
+    warning_msg: str | None,
+    now_ms: int,
+) -> None:
+    connection.execute(
+        _INSERT_CLAIM,
+        (organization_id, claim.key, claim.fingerprint, ticket_id, warning_msg, now_ms),
+    )
 
 
 def _ticket_row(ticket: NewTicket) -> tuple[object, ...]:
@@ -98,6 +186,7 @@ def _ticket_row(ticket: NewTicket) -> tuple[object, ...]:
         _json_or_null(ticket.warnings or None),
         ticket.created_at_ms,
         ticket.created_at_ms,
+        ticket.status.is_open,
     )
 
 
@@ -106,16 +195,20 @@ def _json_or_null(values: tuple[str, ...] | None) -> str | None:
 
 
 def _earlier_claim(
-    connection: sqlite3.Connection, ticket: NewTicket, claim: IdempotencyClaim
+    connection: sqlite3.Connection,
+    organization_id: int,
+    claim: IdempotencyClaim,
+    *,
+    now_ms: int,
 ) -> CreateOutcome | None:
     """The outcome of an earlier request with this key, or None to go ahead."""
-    key = (ticket.organization_id, claim.key)
+    key = (organization_id, claim.key)
     row = connection.execute(_FIND_CLAIM, key).fetchone()
     if row is None:
         return None
 
     fingerprint, ticket_id, first_warning_msg, created_at_ms = row
-    if created_at_ms <= ticket.created_at_ms - IDEMPOTENCY_WINDOW_MS:
+    if created_at_ms <= now_ms - IDEMPOTENCY_WINDOW_MS:
         connection.execute(_DELETE_CLAIM, key)  # expired: the key is free again
         return None
     if fingerprint != claim.fingerprint:
