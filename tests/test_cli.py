@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from helpline.cli import cli
-from helpline.storage.migrate import head_revision
 from helpline.storage.admin import AdminStore
+from helpline.storage.migrate import head_revision
 
 from .conftest import VALID_REQUEST, LiveServer, MakeKey
 

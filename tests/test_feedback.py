@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from helpline.cli import cli
 from helpline.domain.keys import Permission
 
-from .conftest import VALID_REQUEST, Credentials, MakeKey
+from .conftest import VALID_REQUEST, Credentials, MakeKey, StartServer
 
 FEEDBACK = "/api/help/feedback"
 ENVELOPE_FIELDS = {"success", "failureReason", "error", "errorMsg", "warningMsg"}
@@ -185,6 +185,8 @@ def test_feedback_unknown_fields_are_ignored_and_named_in_warning(
         {"feedback": "escape\x1b[31m"},
         {"feedback": "carriage\rreturn"},
         {"feedback": "delete\x7finside"},
+        {"feedback": "next\x85line"},
+        {"feedback": "csi\x9b31m"},
     ],
     ids=[
         "missing",
@@ -198,6 +200,8 @@ def test_feedback_unknown_fields_are_ignored_and_named_in_warning(
         "escape",
         "carriage-return",
         "delete",
+        "c1-next-line",
+        "c1-csi",
     ],
 )
 def test_invalid_feedback_is_refused_and_not_stored(
@@ -246,6 +250,44 @@ def test_feedback_of_the_wrong_type_answers_400(
     assert (body["msg"], body["error"]) == (BAD_STRUCTURE, True)
     if named_path is not None:
         assert body["errorMsg"].startswith(f"{named_path}:")
+    assert listed(database_url) == []
+
+
+def test_feedback_with_a_wrong_content_type_answers_415(
+    api: httpx.Client, credentials: Credentials, database_url: str
+) -> None:
+    headers = credentials.headers(**{"content-type": "text/plain"})
+
+    response = api.post(FEEDBACK, content=b'{"feedback": "Nice"}', headers=headers)
+
+    assert response.status_code == 415
+    assert "application/json" in envelope(response)["errorMsg"]
+    assert listed(database_url) == []
+
+
+def test_feedback_with_a_wrong_method_answers_405_with_allow(
+    api: httpx.Client, credentials: Credentials
+) -> None:
+    response = api.get(FEEDBACK, headers=credentials.headers())
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    envelope(response)
+
+
+def test_feedback_with_an_oversized_body_answers_413(
+    start_server: StartServer, credentials: Credentials, database_url: str
+) -> None:
+    server = start_server(max_body_bytes=1_000)
+
+    response = httpx.post(
+        server.url + FEEDBACK,
+        json={"feedback": "x" * 2_000},
+        headers=credentials.headers(),
+    )
+
+    assert response.status_code == 413
+    envelope(response)
     assert listed(database_url) == []
 
 

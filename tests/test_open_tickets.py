@@ -21,7 +21,7 @@ from helpline.cli import cli
 from helpline.domain.keys import Permission
 from helpline.storage.admin import AdminStore
 
-from .conftest import Credentials, MakeKey
+from .conftest import Credentials, MakeKey, StartServer
 
 OPEN_TICKETS = "/api/help/openTickets"
 OPEN_TICKETS_V2 = "/api/help/openTicketsV2"
@@ -282,17 +282,51 @@ def test_reopened_ticket_is_listed_and_counted_again(
     assert (ids(reopened["tickets"]), reopened["totalTickets"]) == ([ticket_id], 1)
 
 
+@pytest.mark.parametrize("path", [OPEN_TICKETS, OPEN_TICKETS_V2])
 def test_tickets_are_listed_newest_first_by_creation_time_then_id(
-    api: httpx.Client, credentials: Credentials, admin: AdminStore
+    api: httpx.Client, credentials: Credentials, admin: AdminStore, path: str
 ) -> None:
     first, second, third = open_many(api, credentials, 3)
     set_created_at(admin, first, BASE_MS + 5_000)
     set_created_at(admin, second, BASE_MS)
     set_created_at(admin, third, BASE_MS)
 
-    body = list_open(api, credentials).json()
+    body = list_open(api, credentials, path=path).json()
 
     assert ids(body["tickets"]) == [first, third, second]
+
+
+def test_total_counts_only_tickets_actually_stored(
+    api: httpx.Client, credentials: Credentials
+) -> None:
+    retry = credentials.headers(**{"Idempotency-Key": "once"})
+    for _ in range(2):
+        api.post("/api/help/ticket", json={"subject": "Once"}, headers=retry)
+        api.post("/api/help/rma", json=VALID_RMA, headers=retry)
+    api.post("/api/help/ticket", json={"subject": ""}, headers=credentials.headers())
+    api.post(
+        "/api/help/rma",
+        json={**VALID_RMA, "serialNumber": "nope"},
+        headers=credentials.headers(),
+    )
+
+    body = list_open(api, credentials).json()
+
+    assert body["totalTickets"] == 1
+    assert len(body["tickets"]) == 1
+
+
+def test_total_follows_every_status_change(
+    api: httpx.Client, credentials: Credentials, database_url: str
+) -> None:
+    changing, _steady = open_many(api, credentials, 2)
+    totals = []
+
+    for status in ["Solved", "Closed", "Pending", "Open", "Closed"]:
+        set_status(database_url, changing, status)
+        totals.append(list_open(api, credentials).json()["totalTickets"])
+
+    assert totals == [1, 1, 2, 2, 1]
 
 
 def test_rma_tickets_are_listed_with_plain_ones(
@@ -307,6 +341,7 @@ def test_rma_tickets_are_listed_with_plain_ones(
 
     assert ids(listed) == [rma_id, plain]
     assert listed[0]["subject"] == "RMA: Rhombus Camera Pro"
+    assert list_open(api, credentials).json()["totalTickets"] == 2
     assert ids(windowed) == [rma_id, plain]
 
 
@@ -513,6 +548,46 @@ def test_unknown_fields_are_ignored_and_named_in_warning(
     assert body["error"] is False
     assert ids(body["tickets"]) == [ticket_id]
     assert "sortOrder: unknown field, ignored" in body["warningMsg"]
+
+
+@pytest.mark.parametrize("path", [OPEN_TICKETS, OPEN_TICKETS_V2])
+def test_listing_with_a_wrong_content_type_answers_415(
+    api: httpx.Client, credentials: Credentials, path: str
+) -> None:
+    headers = credentials.headers(**{"content-type": "text/plain"})
+
+    response = api.post(path, content=b"{}", headers=headers)
+
+    assert response.status_code == 415
+    assert set(response.json()) >= FIELDS_OF[path]
+    assert "application/json" in response.json()["errorMsg"]
+
+
+@pytest.mark.parametrize("path", [OPEN_TICKETS, OPEN_TICKETS_V2])
+def test_listing_with_a_wrong_method_answers_405_with_allow(
+    api: httpx.Client, credentials: Credentials, path: str
+) -> None:
+    response = api.get(path, headers=credentials.headers())
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert set(response.json()) >= FIELDS_OF[path]
+
+
+@pytest.mark.parametrize("path", [OPEN_TICKETS, OPEN_TICKETS_V2])
+def test_listing_with_an_oversized_body_answers_413(
+    start_server: StartServer, credentials: Credentials, path: str
+) -> None:
+    server = start_server(max_body_bytes=1_000)
+
+    response = httpx.post(
+        server.url + path,
+        json={"pageNumber": None, "padding": "x" * 2_000},
+        headers=credentials.headers(),
+    )
+
+    assert response.status_code == 413
+    assert set(response.json()) >= FIELDS_OF[path]
 
 
 # openTicketsV2

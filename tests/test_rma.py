@@ -17,7 +17,7 @@ from helpline.cli import cli
 from helpline.domain.keys import Permission
 from helpline.storage.admin import AdminStore
 
-from .conftest import VALID_REQUEST, Credentials, MakeKey
+from .conftest import VALID_REQUEST, Credentials, MakeKey, StartServer
 
 RMA = "/api/help/rma"
 ENVELOPE_FIELDS = {
@@ -76,6 +76,18 @@ def rma_request(**changes: Any) -> dict[str, Any]:
         else:
             target[field] = value
     return request
+
+
+def describe(value: object) -> str | None:
+    """A readable test id for a dict of changes; other values keep pytest's id."""
+    if not isinstance(value, dict):
+        return None
+    parts = [
+        f"{name.removeprefix('address__')}="
+        + ("missing" if change is MISSING else ascii(change)[:24])
+        for name, change in value.items()
+    ]
+    return ",".join(parts)
 
 
 def post_rma(
@@ -169,6 +181,16 @@ def test_rma_subject_falls_back_to_the_serial_number(
     ticket_id = post_rma(api, credentials, request).json()["ticketId"]
 
     assert admin.get_ticket(ticket_id).subject == "RMA: RCAM-9999-ZZZZ"
+
+
+def test_rma_subject_holds_a_device_name_of_200_characters(
+    api: httpx.Client, credentials: Credentials, admin: AdminStore
+) -> None:
+    request = rma_request(deviceName="D" * 200)
+
+    ticket_id = post_rma(api, credentials, request).json()["ticketId"]
+
+    assert admin.get_ticket(ticket_id).subject == "RMA: " + "D" * 200
 
 
 def test_rma_serial_number_is_upper_cased(
@@ -290,6 +312,18 @@ def test_rma_unknown_fields_are_ignored_and_named_in_warning(
     assert "priority: unknown field, ignored" in body["warningMsg"]
 
 
+def test_rma_unknown_address_fields_are_ignored_and_named_in_warning(
+    api: httpx.Client, credentials: Credentials, database_url: str
+) -> None:
+    request = rma_request(address__apartment="4B")
+
+    body = post_rma(api, credentials, request).json()
+
+    assert body["success"] is True
+    assert "returnShippingAddress.apartment" in body["warningMsg"]
+    assert rma_details(database_url, body["ticketId"])["street"] == "123 Main Street"
+
+
 # Failures: nothing stored
 
 
@@ -332,9 +366,14 @@ def test_rma_unknown_fields_are_ignored_and_named_in_warning(
         ({"contactName": "n" * 201}, "Invalid contact name"),
         ({"contactName": "John\x07Doe"}, "Invalid contact name"),
         ({"contactName": "John\nDoe"}, "Invalid contact name"),
+        ({"contactName": "John\tDoe"}, "Invalid contact name"),
+        ({"contactName": "John\x85Doe"}, "Invalid contact name"),
         ({"deviceName": "d" * 201}, "Invalid device name"),
         ({"deviceName": "Camera\x1bPro"}, "Invalid device name"),
+        ({"deviceName": "Camera\r\nPro"}, "Invalid device name"),
+        ({"deviceName": "Camera\x9bPro"}, "Invalid device name"),
     ],
+    ids=describe,
 )
 def test_rma_failure_answers_200_and_stores_nothing(
     api: httpx.Client,
@@ -443,6 +482,44 @@ def test_rma_body_that_is_not_an_object_answers_400(
     body = envelope(response)
     assert response.status_code == 400
     assert body["msg"] == BAD_STRUCTURE
+
+
+def test_rma_with_a_wrong_content_type_answers_415(
+    api: httpx.Client, credentials: Credentials, admin: AdminStore
+) -> None:
+    headers = credentials.headers(**{"content-type": "text/plain"})
+
+    response = api.post(RMA, content=json.dumps(VALID_RMA), headers=headers)
+
+    assert response.status_code == 415
+    assert "application/json" in envelope(response)["errorMsg"]
+    assert admin.count_tickets() == 0
+
+
+def test_rma_with_a_wrong_method_answers_405_with_allow(
+    api: httpx.Client, credentials: Credentials
+) -> None:
+    response = api.get(RMA, headers=credentials.headers())
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    envelope(response)
+
+
+def test_rma_with_an_oversized_body_answers_413(
+    start_server: StartServer, credentials: Credentials, admin: AdminStore
+) -> None:
+    server = start_server(max_body_bytes=1_000)
+
+    response = httpx.post(
+        server.url + RMA,
+        json=rma_request(problem="x" * 2_000),
+        headers=credentials.headers(),
+    )
+
+    assert response.status_code == 413
+    envelope(response)
+    assert admin.count_tickets() == 0
 
 
 # Authentication and permissions

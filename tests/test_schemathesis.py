@@ -86,3 +86,41 @@ def test_generated_create_ticket_requests_get_documented_answers(
         assert tickets_created > 0
     else:
         assert 400 in statuses
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/help/openTickets",
+        "/api/help/openTicketsV2",
+        "/api/help/rma",
+        "/api/help/feedback",
+        "/api/help/ticketWithFile",
+    ],
+)
+@pytest.mark.parametrize(
+    "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str
+)
+def test_generated_requests_to_the_family_get_documented_answers(
+    server: LiveServer, credentials: Credentials, path: str, mode: GenerationMode
+) -> None:
+    schema = schemathesis.openapi.from_url(
+        f"{server.url}/api/openapi/public.json", timeout=10
+    )
+    cases = schema[path]["POST"].as_strategy(mode, headers=credentials.headers())
+    statuses: set[int] = set()
+
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None)
+    @given(case=cases)
+    def answers_as_described(case: schemathesis.Case) -> None:
+        response = case.call_and_validate(
+            base_url=server.url,
+            headers=credentials.headers(),
+            checks=CHECKS,
+            timeout=10,
+        )
+        statuses.add(response.status_code)
+
+    answers_as_described()
+
+    assert max(statuses) < 500

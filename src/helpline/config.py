@@ -22,10 +22,21 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """What a serving process runs with, each from a ``HELPLINE_*`` variable.
+
+    ``max_file_bytes`` (``HELPLINE_MAX_FILE_BYTES``, 25 MiB) is the largest file
+    ``ticketWithFile`` accepts; the other parts of its body stay within
+    ``max_body_bytes``. ``blob_dir`` (``HELPLINE_BLOB_DIR``) is the directory that
+    holds uploaded files; None keeps them beside the SQLite file, in
+    ``<database file name>.files/``.
+    """
+
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
+    max_file_bytes: int = 25 * 1024 * 1024
+    blob_dir: str | None = None
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
     max_pending_writes: int = 10_000
@@ -60,6 +71,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         host=env.get("HELPLINE_HOST", defaults.host),
         port=_number(env, "HELPLINE_PORT", defaults.port),
         max_body_bytes=_number(env, "HELPLINE_MAX_BODY_BYTES", defaults.max_body_bytes),
+        max_file_bytes=_number(env, "HELPLINE_MAX_FILE_BYTES", defaults.max_file_bytes),
+        blob_dir=env.get("HELPLINE_BLOB_DIR", "").strip() or defaults.blob_dir,
         rate_limit_per_second=_number(
             env,
             "HELPLINE_RATE_LIMIT_PER_SECOND",

@@ -6,7 +6,9 @@ from __future__ import annotations
 import click
 
 from helpline.cli.admin import keys, orgs
+from helpline.cli.attachments import attachments
 from helpline.cli.database import db
+from helpline.cli.feedback import feedback
 from helpline.cli.serve import serve
 from helpline.cli.tickets import tickets
 
@@ -22,6 +24,8 @@ cli.add_command(db)
 cli.add_command(orgs)
 cli.add_command(keys)
 cli.add_command(tickets)
+cli.add_command(attachments)
+cli.add_command(feedback)
 
 
 def main() -> None:

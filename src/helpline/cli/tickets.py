@@ -10,9 +10,11 @@ from helpline.cli.common import (
     admin_store,
     database_option,
     iso,
+    now_ms,
     print_json,
     print_table,
 )
+from helpline.domain.tickets import TicketStatus
 from helpline.storage.records import TicketRecord
 
 
@@ -65,6 +67,39 @@ def show_ticket(ticket_id: int, as_json: bool, database_url: str) -> None:
     _print_ticket(ticket)
 
 
+@tickets.command("set-status")
+@click.argument("ticket_id", type=int)
+@click.argument(
+    "status", metavar="STATUS", callback=lambda _c, _p, value: _status(value)
+)
+@click.option(
+    "--by",
+    "actor",
+    default="operator",
+    show_default=True,
+    help="Who made the change, for the ticket's history.",
+)
+@database_option
+def set_status(
+    ticket_id: int, status: TicketStatus, actor: str, database_url: str
+) -> None:
+    """Change a ticket's status to STATUS: Open, Pending, Solved or Closed."""
+    with admin_store(database_url) as store:
+        change = store.set_status(ticket_id, status, actor=actor, now_ms=now_ms())
+    if change.before == change.after:
+        click.echo(f"ticket {ticket_id} is already {change.after}", err=True)
+        return
+    click.echo(f"ticket {ticket_id}: {change.before} -> {change.after}", err=True)
+
+
+def _status(name: str) -> TicketStatus:
+    for status in TicketStatus:
+        if status.value.casefold() == name.casefold():
+            return status
+    known = ", ".join(status.value for status in TicketStatus)
+    raise click.BadParameter(f"{name!r} is not a status; use one of {known}.")
+
+
 def _print_ticket(ticket: TicketRecord) -> None:
     grant = "no"
     if ticket.console_access_granted:
@@ -87,6 +122,17 @@ def _print_ticket(ticket: TicketRecord) -> None:
     ]
     for name, value in fields:
         click.echo(f"{name + ':':<16}{value}")
+    if ticket.rma is not None:
+        _print_rma(ticket)
+    if ticket.attachments:
+        click.echo("")
+        click.echo("Attachments:")
+        for attachment in ticket.attachments:
+            click.echo(
+                f"  #{attachment.id}  {attachment.file_name}  "
+                f"{attachment.size_bytes} bytes  {attachment.content_type}  "
+                f"sha256 {attachment.sha256}"
+            )
     click.echo("")
     click.echo(ticket.body or "(no body)")
     click.echo("")
@@ -96,6 +142,26 @@ def _print_ticket(ticket: TicketRecord) -> None:
         click.echo(
             f"  {iso(event.created_at_ms)}  {event.kind}  by {event.actor}  {change}"
         )
+
+
+def _print_rma(ticket: TicketRecord) -> None:
+    rma = ticket.rma
+    assert rma is not None  # noqa: S101
+    address = ", ".join(
+        part
+        for part in (rma.street, rma.city, rma.state, rma.postal_code, rma.country)
+        if part
+    )
+    click.echo("")
+    click.echo("RMA:")
+    for name, value in [
+        ("Serial number", rma.serial_number),
+        ("Device", rma.device_name or "-"),
+        ("Contact", rma.contact_name or "-"),
+        ("Phone", rma.contact_phone_number or "-"),
+        ("Return to", address),
+    ]:
+        click.echo(f"  {name + ':':<15}{value}")
 
 
 def _shorten(text: str, width: int) -> str:

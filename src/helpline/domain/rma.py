@@ -182,7 +182,7 @@ def _short_text(
     path: str, raw: str | None, reason: FailureReason, warnings: list[str]
 ) -> str | None:
     if raw is not None:
-        reject_control_characters(path, raw, reason=reason)
+        reject_control_characters(path, raw, reason=reason, one_line=True)
     value = clean_text(path, raw, warnings=warnings)
     if value is not None and len(value) > MAX_RMA_FIELD_LENGTH:
         raise DomainFailure(

@@ -6,15 +6,24 @@ import re
 
 from helpline.domain.failures import DomainFailure, FailureReason
 
-# Anything in C0 or DEL except the three whitespace characters a body may contain.
-_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The C0 and C1 controls and DEL, except the three whitespace characters a body may
+# contain.
+_FORBIDDEN_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A one-line field (a name, an address line) takes no control character at all.
+_FORBIDDEN_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def reject_control_characters(
-    path: str, value: str, *, reason: FailureReason = FailureReason.INVALID_TEXT
+    path: str,
+    value: str,
+    *,
+    reason: FailureReason = FailureReason.INVALID_TEXT,
+    one_line: bool = False,
 ) -> None:
-    """Raises ``DomainFailure`` (``reason``) naming the first control character."""
-    match = _FORBIDDEN_CHARACTERS.search(value)
+    """Raises ``DomainFailure`` (``reason``) naming the first control character;
+    tab, line feed and carriage return are allowed unless ``one_line``."""
+    forbidden = _FORBIDDEN_IN_LINE if one_line else _FORBIDDEN_IN_TEXT
+    match = forbidden.search(value)
     if match:
         raise DomainFailure(
             reason,

@@ -8,7 +8,7 @@ expect to read it.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -27,16 +27,21 @@ class CreateTicketRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=
     console_access_granted: bool | None = None
 
 
+# The integer formats of the vendor's schema, enforced: a value outside one is a 400.
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
 class OpenTicketsRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    page_number: int | None = None
+    page_number: Int32 | None = None
 
 
 class OpenTicketsV2Request(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    start_time_ms: int | None = None
-    end_time_ms: int | None = None
+    start_time_ms: Int64 | None = None
+    end_time_ms: Int64 | None = None
 
 
-class ShippingAddress(msgspec.Struct, rename="camel"):
+class ShippingAddress(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     return_address_street: str | None = None
     return_address_city: str | None = None
     return_address_state: str | None = None
@@ -113,8 +118,6 @@ RequestT = TypeVar("RequestT", bound=msgspec.Struct)
 
 _encoder = msgspec.json.Encoder()
 _MSGSPEC_PATH = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>.*)`)?$", re.DOTALL)
-# The values of unknown fields are kept raw: never parsed, whatever they hold.
-_decode_fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 
 
 def encode(answer: Answer) -> bytes:
@@ -161,19 +164,42 @@ def decode(body: bytes, kind: type[RequestT]) -> tuple[RequestT, list[str]]:
 def _decode_ignoring_unknown(
     body: bytes, kind: type[RequestT]
 ) -> tuple[RequestT, list[str]]:
-    known_fields = kind.__struct_encode_fields__
     try:
-        fields = _decode_fields(body)
-        known = {
-            name: msgspec.json.decode(value)
-            for name, value in fields.items()
-            if name in known_fields
-        }
+        fields = msgspec.json.decode(body)
+        unknown: list[str] = []
+        known = _known_only(fields, kind, path="", unknown=unknown)
         request = msgspec.convert(known, type=kind, strict=True)
     except msgspec.DecodeError as error:
         raise _malformed(error) from None
-    unknown = sorted(name for name in fields if name not in known_fields)
-    return request, unknown
+    return request, sorted(unknown)
+
+
+def _known_only(value: Any, kind: Any, *, path: str, unknown: list[str]) -> Any:
+    """``value`` without the object keys that ``kind`` (a Struct, or an optional
+    one) does not declare, at any depth; their paths are added to ``unknown``."""
+    struct = _struct_type(kind)
+    if struct is None or not isinstance(value, dict):
+        return value  # msgspec.convert reports any type mismatch with its path
+    declared = {field.encode_name: field for field in msgspec.structs.fields(struct)}
+    kept = {}
+    for name, item in value.items():
+        field = declared.get(name)
+        if field is None:
+            unknown.append(f"{path}{name}")
+            continue
+        kept[name] = _known_only(
+            item, field.type, path=f"{path}{name}.", unknown=unknown
+        )
+    return kept
+
+
+def _struct_type(kind: Any) -> type[msgspec.Struct] | None:
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        return kind
+    for member in getattr(kind, "__args__", ()):  # ``Struct | None``
+        if isinstance(member, type) and issubclass(member, msgspec.Struct):
+            return member
+    return None
 
 
 def _malformed(error: msgspec.DecodeError) -> MalformedBody:

@@ -12,15 +12,29 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from helpline.domain.keys import IssuedKey, Permission
+from helpline.domain.rma import RmaDetails
+from helpline.domain.tickets import TicketStatus
 from helpline.storage.engine import make_engine
 from helpline.storage.errors import AlreadyExists, NotFound, StorageUnavailable
 from helpline.storage.records import (
     ApiKeyInfo,
+    AttachmentRecord,
+    FeedbackRecord,
     Organization,
+    StatusChange,
     TicketEvent,
     TicketRecord,
 )
-from helpline.storage.schema import api_keys, organizations, ticket_events, tickets
+from helpline.storage.schema import (
+    api_keys,
+    attachments,
+    feedback,
+    organization_counters,
+    organizations,
+    rma_requests,
+    ticket_events,
+    tickets,
+)
 
 
 class AdminStore:
@@ -151,26 +165,83 @@ class AdminStore:
             return [_ticket(row) for row in connection.execute(query)]
 
     def get_ticket(self, ticket_id: int) -> TicketRecord:
-        """A ticket with its events; raises ``NotFound``."""
+        """A ticket with its history, attachments and RMA details; raises
+        ``NotFound``."""
         with self._transaction() as connection:
             row = connection.execute(
                 _ticket_query().where(tickets.c.id == ticket_id)
             ).one_or_none()
             if row is None:
                 raise NotFound(f"no ticket has the id {ticket_id}")
-            events = connection.execute(
-                sa.select(
-                    ticket_events.c.kind,
-                    ticket_events.c.actor,
-                    ticket_events.c.before,
-                    ticket_events.c.after,
-                    ticket_events.c.created_at_ms,
-                )
-                .where(ticket_events.c.ticket_id == ticket_id)
-                .order_by(ticket_events.c.id)
+            return _ticket(
+                row,
+                events=_events(connection, ticket_id),
+                attachments=_attachments(connection, ticket_id),
+                rma=_rma(connection, ticket_id),
             )
-            history = tuple(TicketEvent(**event._mapping) for event in events)
-            return _ticket(row, events=history)
+
+    def set_status(
+        self, ticket_id: int, status: TicketStatus, *, actor: str, now_ms: int
+    ) -> StatusChange:
+        """Change a ticket's status and record the change; raises ``NotFound``.
+
+        Setting the status a ticket already has changes and records nothing.
+        """
+        with self._transaction() as connection:
+            found = connection.execute(
+                sa.select(tickets.c.status, tickets.c.organization_id).where(
+                    tickets.c.id == ticket_id
+                )
+            ).one_or_none()
+            if found is None:
+                raise NotFound(f"no ticket has the id {ticket_id}")
+            before = TicketStatus(found.status)
+            if before == status:
+                return StatusChange(ticket_id, before.value, status.value)
+
+            connection.execute(
+                tickets.update()
+                .where(tickets.c.id == ticket_id)
+                .values(
+                    status=status.value, is_open=status.is_open, updated_at_ms=now_ms
+                )
+            )
+            if before.is_open != status.is_open:
+                change = 1 if status.is_open else -1
+                _count_open(connection, found.organization_id, change)
+            connection.execute(
+                ticket_events.insert().values(
+                    ticket_id=ticket_id,
+                    kind="status_changed",
+                    actor=actor,
+                    before={"status": before.value},
+                    after={"status": status.value},
+                    created_at_ms=now_ms,
+                )
+            )
+            return StatusChange(ticket_id, before.value, status.value)
+
+    def list_feedback(
+        self, *, organization: str | None = None, limit: int = 100
+    ) -> list[FeedbackRecord]:
+        """Feedback, newest first, optionally of one organization."""
+        query = (
+            sa.select(
+                feedback.c.id,
+                organizations.c.name.label("organization"),
+                feedback.c.user_email,
+                feedback.c.feedback,
+                feedback.c.created_at_ms,
+            )
+            .join(organizations, organizations.c.id == feedback.c.organization_id)
+            .order_by(feedback.c.created_at_ms.desc(), feedback.c.id.desc())
+            .limit(limit)
+        )
+        with self._transaction() as connection:
+            if organization is not None:
+                _organization_id(connection, organization)
+                query = query.where(organizations.c.name == organization)
+            return [FeedbackRecord(**row._mapping) for row in connection.execute(query)]
 
     def count_tickets(self) -> int:
         with self._transaction() as connection:
@@ -267,9 +338,71 @@ def _ticket_query() -> sa.Select[tuple[object, ...]]:
 
 
 def _ticket(
-    row: sa.Row[tuple[object, ...]], *, events: tuple[TicketEvent, ...] = ()
+    row: sa.Row[tuple[object, ...]],
+    *,
+    events: tuple[TicketEvent, ...] = (),
+    attachments: tuple[AttachmentRecord, ...] = (),
+    rma: RmaDetails | None = None,
 ) -> TicketRecord:
     fields = dict(row._mapping)
     fields.pop("organization_id")
     fields.pop("api_key_id")
-    return TicketRecord(**fields, events=events)
+    return TicketRecord(**fields, events=events, attachments=attachments, rma=rma)
+
+
+def _events(connection: sa.Connection, ticket_id: int) -> tuple[TicketEvent, ...]:
+    rows = connection.execute(
+        sa.select(
+            ticket_events.c.kind,
+            ticket_events.c.actor,
+            ticket_events.c.before,
+            ticket_events.c.after,
+            ticket_events.c.created_at_ms,
+        )
+        .where(ticket_events.c.ticket_id == ticket_id)
+        .order_by(ticket_events.c.id)
+    )
+    return tuple(TicketEvent(**event._mapping) for event in rows)
+
+
+def _attachments(
+    connection: sa.Connection, ticket_id: int
+) -> tuple[AttachmentRecord, ...]:
+    rows = connection.execute(
+        sa.select(
+            attachments.c.id,
+            attachments.c.file_name,
+            attachments.c.size_bytes,
+            attachments.c.content_type,
+            attachments.c.sha256,
+            attachments.c.created_at_ms,
+        )
+        .where(attachments.c.ticket_id == ticket_id)
+        .order_by(attachments.c.id)
+    )
+    return tuple(AttachmentRecord(**attachment._mapping) for attachment in rows)
+
+
+def _rma(connection: sa.Connection, ticket_id: int) -> RmaDetails | None:
+    row = connection.execute(
+        sa.select(rma_requests).where(rma_requests.c.ticket_id == ticket_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    fields = dict(row._mapping)
+    fields.pop("ticket_id")
+    return RmaDetails(**fields)
+
+
+def _count_open(connection: sa.Connection, organization_id: int, change: int) -> None:
+    updated = connection.execute(
+        organization_counters.update()
+        .where(organization_counters.c.organization_id == organization_id)
+        .values(open_tickets=organization_counters.c.open_tickets + change)
+    )
+    if updated.rowcount == 0:
+        connection.execute(
+            organization_counters.insert().values(
+                organization_id=organization_id, open_tickets=max(change, 0)
+            )
+        )
