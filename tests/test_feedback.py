@@ -168,6 +168,19 @@ def test_feedback_unknown_fields_are_ignored_and_named_in_warning(
     assert [entry["feedback"] for entry in listed(database_url)] == ["Nice"]
 
 
+@pytest.mark.parametrize(
+    "sent", ["first\r\nsecond", "first\rsecond"], ids=["crlf", "lone-cr"]
+)
+def test_feedback_line_endings_are_stored_as_line_feeds(
+    api: httpx.Client, credentials: Credentials, database_url: str, sent: str
+) -> None:
+    body = send(api, credentials, {"feedback": sent}).json()
+
+    assert body["success"] is True
+    assert "feedback: line endings were normalized" in body["warningMsg"]
+    assert [entry["feedback"] for entry in listed(database_url)] == ["first\nsecond"]
+
+
 # Refused feedback: nothing stored
 
 
@@ -183,7 +196,6 @@ def test_feedback_unknown_fields_are_ignored_and_named_in_warning(
         {"feedback": "bell\x07inside"},
         {"feedback": "nul\x00inside"},
         {"feedback": "escape\x1b[31m"},
-        {"feedback": "carriage\rreturn"},
         {"feedback": "delete\x7finside"},
         {"feedback": "next\x85line"},
         {"feedback": "csi\x9b31m"},
@@ -198,7 +210,6 @@ def test_feedback_unknown_fields_are_ignored_and_named_in_warning(
         "bell",
         "nul",
         "escape",
-        "carriage-return",
         "delete",
         "c1-next-line",
         "c1-csi",

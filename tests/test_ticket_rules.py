@@ -471,9 +471,17 @@ def test_control_character_beside_a_line_break_in_a_subject_fails(
     assert failure.reason is FailureReason.INVALID_TEXT
 
 
-@pytest.mark.parametrize("body", ["line one\nline two", "col\tcol", "crlf\r\nend"])
-def test_tabs_and_line_breaks_inside_a_body_are_allowed(body: str) -> None:
-    assert prepare(Submission(body=body)).body == body
+@pytest.mark.parametrize(
+    ("body", "stored"),
+    [
+        ("line one\nline two", "line one\nline two"),
+        ("col\tcol", "col\tcol"),
+        ("crlf\r\nend", "crlf\nend"),
+        ("old mac\rend", "old mac\nend"),
+    ],
+)
+def test_tabs_and_line_breaks_inside_a_body_are_allowed(body: str, stored: str) -> None:
+    assert prepare(Submission(body=body)).body == stored
 
 
 @pytest.mark.parametrize(

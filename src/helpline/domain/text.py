@@ -33,13 +33,18 @@ def reject_control_characters(
 
 
 def clean_text(path: str, value: str | None, *, warnings: list[str]) -> str | None:
-    """Trim a free-text field; an empty result counts as absent, with a warning."""
+    """Trim a free-text field and end its lines with ``\\n``; an empty result
+    counts as absent. Each change is noted in ``warnings``."""
     if value is None:
         return None
     reject_control_characters(path, value)
     trimmed = value.strip()
     if trimmed != value:
         warnings.append(f"{path}: surrounding whitespace was trimmed")
+    if "\r" in trimmed:
+        # A lone carriage return rewrites the line it ends on in a terminal.
+        trimmed = trimmed.replace("\r\n", "\n").replace("\r", "\n")
+        warnings.append(f"{path}: line endings were normalized to \\n")
     if not trimmed:
         warnings.append(f"{path}: empty, treated as absent")
         return None
