@@ -9,6 +9,7 @@ caller's business.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ from helpline.http.errors import ApiError
 FORM_DATA = "multipart/form-data"
 # RFC 2046, section 5.1.1: 1-70 characters of these, not ending with a space.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+# python-multipart logs every parse error as a warning of its own. The 400 answer
+# already says what was wrong, and a plain-text line would break the JSON log.
+_PARSER_LOG = logging.getLogger("helpline.http.multipart.parser")
+_PARSER_LOG.addHandler(logging.NullHandler())
+_PARSER_LOG.propagate = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,7 @@ class FormReader:
                 "on_end": self._on_end,
             },
         )
+        self._parser.logger = _PARSER_LOG
 
     def feed(self, chunk: bytes) -> None:
         """Parse the next chunk of the body; raises ``ApiError`` (400) if malformed."""
