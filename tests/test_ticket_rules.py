@@ -16,7 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from helpline.domain.failures import DomainFailure, FailureReason
-from helpline.domain.tickets import NewTicket, TicketRules, prepare_ticket
+from helpline.domain.tickets import NewTicket, Submitter, TicketRules, prepare_ticket
 
 RULES = TicketRules()
 NOW_MS = 1_750_000_000_000
@@ -44,9 +44,7 @@ def prepare(
     return prepare_ticket(
         submission,
         rules=rules,
-        organization_id=1,
-        api_key_id=7,
-        submitter_email="ops@acme.example",
+        submitter=Submitter(organization_id=1, api_key_id=7, email="ops@acme.example"),
         now_ms=now_ms,
     )
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from helpline.domain.failures import DomainFailure, FailureReason
 from helpline.domain.text import clean_text, reject_control_characters
+from helpline.domain.tickets import Submitter
 
 MAX_FEEDBACK_LENGTH = 5_000
 
@@ -28,9 +29,7 @@ class NewFeedback:
 def prepare_feedback(
     text: str | None,
     *,
-    organization_id: int,
-    api_key_id: int,
-    user_email: str,
+    submitter: Submitter,
     now_ms: int,
 ) -> NewFeedback:
     """Trimmed, non-blank feedback; raises ``Invalid feedback content``."""
@@ -51,9 +50,9 @@ def prepare_feedback(
             f"the limit is {MAX_FEEDBACK_LENGTH}.",
         )
     return NewFeedback(
-        organization_id=organization_id,
-        api_key_id=api_key_id,
-        user_email=user_email,
+        organization_id=submitter.organization_id,
+        api_key_id=submitter.api_key_id,
+        user_email=submitter.email,
         feedback=feedback,
         created_at_ms=now_ms,
         warnings=tuple(warnings),

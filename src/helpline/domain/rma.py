@@ -11,6 +11,7 @@ from helpline.domain.failures import DomainFailure, FailureReason
 from helpline.domain.text import clean_text, reject_control_characters
 from helpline.domain.tickets import (
     NewTicket,
+    Submitter,
     TicketKind,
     TicketRules,
     normalize_serial_number,
@@ -74,9 +75,7 @@ def prepare_rma(
     submission: RmaSubmission,
     *,
     rules: TicketRules,
-    organization_id: int,
-    api_key_id: int,
-    submitter_email: str,
+    submitter: Submitter,
     now_ms: int,
 ) -> NewTicket:
     """Validate an RMA request into a ticket of kind RMA carrying its details.
@@ -130,9 +129,9 @@ def prepare_rma(
         country=country,
     )
     return NewTicket(
-        organization_id=organization_id,
-        api_key_id=api_key_id,
-        submitter_email=submitter_email,
+        organization_id=submitter.organization_id,
+        api_key_id=submitter.api_key_id,
+        submitter_email=submitter.email,
         subject=f"RMA: {device_name or serial}",
         body=problem,
         collaborators=None,

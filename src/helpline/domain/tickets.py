@@ -89,6 +89,15 @@ class TicketRules:
 
 
 @dataclass(frozen=True, slots=True)
+class Submitter:
+    """Who sends a request: an API key, its organization and its user."""
+
+    organization_id: int
+    api_key_id: int
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewTicket:
     """A validated, normalized ticket, ready to be stored for its submitter."""
 
@@ -135,9 +144,7 @@ def prepare_ticket(
     submission: TicketSubmission,
     *,
     rules: TicketRules,
-    organization_id: int,
-    api_key_id: int,
-    submitter_email: str,
+    submitter: Submitter,
     now_ms: int,
 ) -> NewTicket:
     """Normalize and validate a submission into a ticket.
@@ -178,9 +185,9 @@ def prepare_ticket(
         expires_at_ms = now_ms + rules.console_access_hours * 3_600_000
 
     return NewTicket(
-        organization_id=organization_id,
-        api_key_id=api_key_id,
-        submitter_email=submitter_email,
+        organization_id=submitter.organization_id,
+        api_key_id=submitter.api_key_id,
+        submitter_email=submitter.email,
         subject=subject,
         body=body,
         collaborators=collaborators,

@@ -16,6 +16,7 @@ import msgspec
 from helpline.config import Settings
 from helpline.domain.idempotency import IdempotencyClaim, check_idempotency_key
 from helpline.domain.keys import ApiKey
+from helpline.domain.tickets import Submitter
 from helpline.http import wire
 from helpline.http.errors import ApiError
 from helpline.storage.store import TicketStore
@@ -63,6 +64,10 @@ class Call:
             store,
             idempotency_key=_idempotency_key(request.headers),
         )
+
+    @property
+    def submitter(self) -> Submitter:
+        return Submitter(self.key.organization_id, self.key.id, self.key.user_email)
 
     def claim(self, fingerprint: str) -> IdempotencyClaim | None:
         """The caller's idempotency claim on a request with this fingerprint."""

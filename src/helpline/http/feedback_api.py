@@ -12,9 +12,7 @@ async def send_feedback(call: Call) -> Response:
     request, notes = await call.json(wire.FeedbackRequest)
     feedback = prepare_feedback(
         request.feedback,
-        organization_id=call.key.organization_id,
-        api_key_id=call.key.id,
-        user_email=call.key.user_email,
+        submitter=call.submitter,
         now_ms=call.now_ms,
     )
     warning_msg = "; ".join([*notes, *feedback.warnings]) or None

@@ -212,9 +212,7 @@ def _prepare(call: Call, form: TicketForm) -> tuple[NewTicket, list[str]]:
     ticket = prepare_ticket(
         submission,
         rules=call.settings.ticket_rules,
-        organization_id=call.key.organization_id,
-        api_key_id=call.key.id,
-        submitter_email=call.key.user_email,
+        submitter=call.submitter,
         now_ms=call.now_ms,
     )
     return dataclasses.replace(ticket, attachment=form.attachment()), notes

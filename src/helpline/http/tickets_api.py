@@ -14,9 +14,7 @@ async def create_ticket(call: Call) -> Response:
     ticket = prepare_ticket(
         submission,
         rules=call.settings.ticket_rules,
-        organization_id=call.key.organization_id,
-        api_key_id=call.key.id,
-        submitter_email=call.key.user_email,
+        submitter=call.submitter,
         now_ms=call.now_ms,
     )
     return await store_ticket(call, ticket, notes=notes)
@@ -27,9 +25,7 @@ async def create_rma(call: Call) -> Response:
     ticket = prepare_rma(
         submission,
         rules=call.settings.ticket_rules,
-        organization_id=call.key.organization_id,
-        api_key_id=call.key.id,
-        submitter_email=call.key.user_email,
+        submitter=call.submitter,
         now_ms=call.now_ms,
     )
     return await store_ticket(call, ticket, notes=notes)
