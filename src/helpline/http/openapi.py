@@ -440,7 +440,9 @@ def openapi_document(settings: Settings) -> Schema:
             "version": __version__,
             "description": (
                 "A self-hosted implementation of the Rhombus Help Webservice. "
-                f"JSON bodies are limited to {settings.max_body_bytes} bytes."
+                f"JSON bodies, and the non-file parts of a form, are limited to "
+                f"{settings.max_body_bytes} bytes; an attached file to "
+                f"{settings.max_file_bytes} bytes."
             ),
         },
         "security": [{"ApiKeyAuth": []}],
