@@ -69,11 +69,12 @@ class Call:
     def submitter(self) -> Submitter:
         return Submitter(self.key.organization_id, self.key.id, self.key.user_email)
 
-    def claim(self, fingerprint: str) -> IdempotencyClaim | None:
-        """The caller's idempotency claim on a request with this fingerprint."""
+    def claim(self, fingerprint: Callable[[], str]) -> IdempotencyClaim | None:
+        """The caller's idempotency claim, if it sent a key, on a request with the
+        fingerprint ``fingerprint()`` (computed only then)."""
         if self.idempotency_key is None:
             return None
-        return IdempotencyClaim(self.idempotency_key, fingerprint)
+        return IdempotencyClaim(self.idempotency_key, fingerprint())
 
     async def json(self, kind: type[RequestT]) -> tuple[RequestT, list[str]]:
         """The body decoded as ``kind``, with warnings for the fields it ignored.

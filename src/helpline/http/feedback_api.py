@@ -18,7 +18,7 @@ async def send_feedback(call: Call) -> Response:
     warning_msg = "; ".join([*notes, *feedback.warnings]) or None
 
     outcome = await call.store.record_feedback(
-        feedback, claim=call.claim(feedback.fingerprint()), warning_msg=warning_msg
+        feedback, claim=call.claim(feedback.fingerprint), warning_msg=warning_msg
     )
 
     return answer_stored(outcome, warning_msg=warning_msg, success=_feedback_answer)

@@ -38,7 +38,7 @@ async def store_ticket(call: Call, ticket: NewTicket, *, notes: list[str]) -> Re
     """
     warning_msg = "; ".join([*notes, *ticket.warnings]) or None
     outcome = await call.store.create_ticket(
-        ticket, claim=call.claim(ticket.fingerprint()), warning_msg=warning_msg
+        ticket, claim=call.claim(ticket.fingerprint), warning_msg=warning_msg
     )
     return answer_stored(outcome, warning_msg=warning_msg, success=ticket_answer)
 
