@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Callable
 
 import msgspec
 
@@ -69,18 +70,86 @@ def insert_ticket(
     claim: IdempotencyClaim | None,
     warning_msg: str | None,
 ) -> CreateOutcome:
-    """Store a ticket, its creation event and its idempotency claim, or replay one.
+    """Store a ticket with its creation event, counters, RMA details and attachment,
+    or replay the first answer for its idempotency claim."""
+    return _once_per_claim(
+        connection,
+        ticket.organization_id,
+        claim,
+        warning_msg=warning_msg,
+        now_ms=ticket.created_at_ms,
+        write=lambda: _write_ticket(connection, ticket),
+    )
+
+
+def insert_feedback(
+    connection: sqlite3.Connection,
+    feedback: NewFeedback,
+    claim: IdempotencyClaim | None,
+    warning_msg: str | None,
+) -> CreateOutcome:
+    """Store feedback, or replay the first answer for its idempotency claim."""
+
+    def write() -> None:
+        connection.execute(
+            _INSERT_FEEDBACK,
+            (
+                feedback.organization_id,
+                feedback.api_key_id,
+                feedback.user_email,
+                feedback.feedback,
+                feedback.created_at_ms,
+            ),
+        )
+
+    return _once_per_claim(
+        connection,
+        feedback.organization_id,
+        claim,
+        warning_msg=warning_msg,
+        now_ms=feedback.created_at_ms,
+        write=write,
+    )
+
+
+def _once_per_claim(
+    connection: sqlite3.Connection,
+    organization_id: int,
+    claim: IdempotencyClaim | None,
+    *,
+    warning_msg: str | None,
+    now_ms: int,
+    write: Callable[[], int | None],
+) -> CreateOutcome:
+    """Run ``write`` (which returns the new ticket's id, if any) unless the claim was
+    made before, and take the claim with it.
 
     Runs inside the writer's transaction, so checking and taking the claim is atomic
     with respect to every other write.
     """
     if claim is not None:
-        earlier = _earlier_claim(
-            connection, ticket.organization_id, claim, now_ms=ticket.created_at_ms
-        )
+        earlier = _earlier_claim(connection, organization_id, claim, now_ms=now_ms)
         if earlier is not None:
             return earlier
 
+    stored_id = write()
+
+    if claim is not None:
+        connection.execute(
+            _INSERT_CLAIM,
+            (
+                organization_id,
+                claim.key,
+                claim.fingerprint,
+                stored_id,
+                warning_msg,
+                now_ms,
+            ),
+        )
+    return Created(stored_id)
+
+
+def _write_ticket(connection: sqlite3.Connection, ticket: NewTicket) -> int:
     cursor = connection.execute(_INSERT_TICKET, _ticket_row(ticket))
     ticket_id = cursor.lastrowid
     assert ticket_id is not None  # noqa: S101
@@ -105,67 +174,7 @@ def insert_ticket(
                 ticket.created_at_ms,
             ),
         )
-    if claim is not None:
-        _take_claim(
-            connection,
-            ticket.organization_id,
-            claim,
-            ticket_id=ticket_id,
-            warning_msg=warning_msg,
-            now_ms=ticket.created_at_ms,
-        )
-    return Created(ticket_id)
-
-
-def insert_feedback(
-    connection: sqlite3.Connection,
-    feedback: NewFeedback,
-    claim: IdempotencyClaim | None,
-    warning_msg: str | None,
-) -> CreateOutcome:
-    """Store feedback, or replay the first answer for its idempotency claim."""
-    if claim is not None:
-        earlier = _earlier_claim(
-            connection, feedback.organization_id, claim, now_ms=feedback.created_at_ms
-        )
-        if earlier is not None:
-            return earlier
-
-    connection.execute(
-        _INSERT_FEEDBACK,
-        (
-            feedback.organization_id,
-            feedback.api_key_id,
-            feedback.user_email,
-            feedback.feedback,
-            feedback.created_at_ms,
-        ),
-    )
-    if claim is not None:
-        _take_claim(
-            connection,
-            feedback.organization_id,
-            claim,
-            ticket_id=None,
-            warning_msg=warning_msg,
-            now_ms=feedback.created_at_ms,
-        )
-    return Created(None)
-
-
-def _take_claim(
-    connection: sqlite3.Connection,
-    organization_id: int,
-    claim: IdempotencyClaim,
-    *,
-    ticket_id: int | None,
-    warning_msg: str | None,
-    now_ms: int,
-) -> None:
-    connection.execute(
-        _INSERT_CLAIM,
-        (organization_id, claim.key, claim.fingerprint, ticket_id, warning_msg, now_ms),
-    )
+    return ticket_id
 
 
 def _ticket_row(ticket: NewTicket) -> tuple[object, ...]:
