@@ -7,7 +7,7 @@ each operation's handler takes it from there.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -116,7 +116,7 @@ async def read_body(request: Request, *, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def body_chunks(request: Request) -> Any:
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
     """The body as it arrives; raises ``ApiError`` (400) if the client goes away."""
     while True:
         message = await request.receive()
