@@ -8,10 +8,10 @@ from helpline.cli.common import (
     admin_store,
     database_option,
     iso,
-    now_ms,
     print_json,
     print_table,
 )
+from helpline.domain.clock import now_ms
 from helpline.domain.failures import DomainFailure
 from helpline.domain.keys import ALL_PERMISSIONS, Permission, issue_key
 from helpline.domain.organizations import check_organization_name

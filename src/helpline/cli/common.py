@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
 
+from helpline.domain.clock import iso_utc
 from helpline.storage.admin import AdminStore
 from helpline.storage.engine import DEFAULT_DATABASE_URL, make_engine
 from helpline.storage.errors import StorageError
@@ -31,15 +30,8 @@ def database_option(command: F) -> F:
     return option(command)
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def iso(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return "-" if ms is None else iso_utc(ms)
 
 
 def migrated(database_url: str) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 import uvicorn
 
-from helpline.cli.common import database_option, migrated, now_ms
+from helpline.cli.common import database_option, migrated
 from helpline.config import ConfigError, Settings, load_settings
+from helpline.domain.clock import now_ms
 from helpline.domain.keys import issue_key
 from helpline.domain.organizations import DEFAULT_ORGANIZATION
 from helpline.http import create_app

@@ -10,10 +10,10 @@ from helpline.cli.common import (
     admin_store,
     database_option,
     iso,
-    now_ms,
     print_json,
     print_table,
 )
+from helpline.domain.clock import now_ms
 from helpline.domain.tickets import TicketStatus
 from helpline.storage.records import TicketRecord
 

@@ -6,7 +6,6 @@ each operation's handler takes it from there.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from helpline.config import Settings
+from helpline.domain.clock import now_ms
 from helpline.domain.idempotency import IdempotencyClaim, check_idempotency_key
 from helpline.domain.keys import ApiKey
 from helpline.domain.tickets import Submitter
@@ -49,7 +49,7 @@ class Call:
     key: ApiKey
     settings: Settings
     store: TicketStore
-    now_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    now_ms: int = field(default_factory=now_ms)
     idempotency_key: str | None = None
 
     @classmethod

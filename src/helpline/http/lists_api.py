@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
-
+from helpline.domain.clock import iso_utc
 from helpline.http import wire
 from helpline.http.call import Call, Response
 from helpline.storage.records import TicketSummary
@@ -85,9 +84,3 @@ def _information(ticket: TicketSummary) -> wire.TicketInformation:
         status=ticket.status,
         subject=ticket.subject,
     )
-
-
-def iso_utc(ms: int) -> str:
-    """``2026-12-03T10:37:04.059Z``: ISO 8601, UTC, milliseconds."""
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

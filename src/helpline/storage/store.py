@@ -9,11 +9,11 @@ group-commit writer, so a caller's ``await`` returns only once its write is dura
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from helpline.domain.clock import now_ms
 from helpline.domain.feedback import NewFeedback
 from helpline.domain.idempotency import IdempotencyClaim
 from helpline.domain.keys import ApiKey, parse_permissions
@@ -168,7 +168,7 @@ class TicketStore:
     def _write_bookkeeping(self, connection: sqlite3.Connection) -> None:
         used, self._key_use = self._key_use, {}
         record_key_use(connection, used)
-        purge_expired_claims(connection, now_ms=int(time.time() * 1000))
+        purge_expired_claims(connection, now_ms=now_ms())
 
 
 def _connect_for_reading(path: Path) -> sqlite3.Connection:
