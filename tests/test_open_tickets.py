@@ -946,3 +946,29 @@ def test_setting_the_current_status_again_records_nothing(
         set_status(database_url, ticket_id, status)
 
     assert len(status_events(database_url, ticket_id)) == recorded
+
+
+@pytest.mark.parametrize("path", ["/api/help/openTickets", "/api/help/openTicketsV2"])
+@pytest.mark.parametrize("content_type", [None, "application/json"])
+def test_an_empty_body_asks_for_the_defaults(
+    api: httpx.Client, credentials: Credentials, path: str, content_type: str | None
+) -> None:
+    ticket_id = open_ticket(api, credentials)
+    headers = credentials.headers()
+    if content_type is not None:
+        headers["content-type"] = content_type
+
+    body = api.post(path, content=b"", headers=headers).json()
+
+    assert body["error"] is False
+    assert [ticket["id"] for ticket in body["tickets"]] == [ticket_id]
+
+
+def test_an_empty_body_of_another_content_type_answers_415(
+    api: httpx.Client, credentials: Credentials
+) -> None:
+    headers = {**credentials.headers(), "content-type": "text/plain"}
+
+    response = api.post("/api/help/openTickets", content=b"", headers=headers)
+
+    assert response.status_code == 415

@@ -76,14 +76,25 @@ class Call:
             return None
         return IdempotencyClaim(self.idempotency_key, fingerprint())
 
-    async def json(self, kind: type[RequestT]) -> tuple[RequestT, list[str]]:
+    async def json(
+        self, kind: type[RequestT], *, empty_means_defaults: bool = False
+    ) -> tuple[RequestT, list[str]]:
         """The body decoded as ``kind``, with warnings for the fields it ignored.
+
+        With ``empty_means_defaults`` (for requests whose fields are all optional),
+        an empty body sent as JSON or with no Content-Type at all stands for ``{}``.
 
         Raises ``ApiError`` for a body that is not JSON (415), too large (413), or
         that does not match ``kind`` (400).
         """
-        require_json(self.request.headers.get("content-type"))
+        content_type = self.request.headers.get("content-type")
+        if not (empty_means_defaults and content_type is None):
+            require_json(content_type)
         body = await read_body(self.request, limit=self.settings.max_body_bytes)
+        if empty_means_defaults and not body.strip():
+            body = b"{}"
+        elif content_type is None:
+            require_json(content_type)
         decoded, unknown = wire.decode(body, kind)
         return decoded, wire.field_warnings(unknown)
 

@@ -12,7 +12,7 @@ WINDOW_CAP = 1_000
 
 
 async def open_tickets(call: Call) -> Response:
-    request, notes = await call.json(wire.OpenTicketsRequest)
+    request, notes = await call.json(wire.OpenTicketsRequest, empty_means_defaults=True)
     page = 1 if request.page_number is None else request.page_number
     if page < 1:
         return _refused(
@@ -36,7 +36,9 @@ async def open_tickets(call: Call) -> Response:
 
 
 async def open_tickets_v2(call: Call) -> Response:
-    request, notes = await call.json(wire.OpenTicketsV2Request)
+    request, notes = await call.json(
+        wire.OpenTicketsV2Request, empty_means_defaults=True
+    )
     start, end = request.start_time_ms, request.end_time_ms
     if start is not None and end is not None and start > end:
         return _refused(
