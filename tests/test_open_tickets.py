@@ -972,3 +972,15 @@ def test_an_empty_body_of_another_content_type_answers_415(
     response = api.post("/api/help/openTickets", content=b"", headers=headers)
 
     assert response.status_code == 415
+
+
+def test_a_body_without_content_type_answers_415(
+    api: httpx.Client, credentials: Credentials
+) -> None:
+    response = api.post(
+        "/api/help/openTickets",
+        content=b'{"pageNumber": 1}',
+        headers=credentials.headers(),
+    )
+
+    assert response.status_code == 415

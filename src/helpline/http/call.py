@@ -88,13 +88,14 @@ class Call:
         that does not match ``kind`` (400).
         """
         content_type = self.request.headers.get("content-type")
-        if not (empty_means_defaults and content_type is None):
+        untyped_may_be_empty = empty_means_defaults and content_type is None
+        if not untyped_may_be_empty:
             require_json(content_type)
         body = await read_body(self.request, limit=self.settings.max_body_bytes)
         if empty_means_defaults and not body.strip():
             body = b"{}"
-        elif content_type is None:
-            require_json(content_type)
+        elif untyped_may_be_empty:
+            require_json(content_type)  # a body with something in it needs its type
         decoded, unknown = wire.decode(body, kind)
         return decoded, wire.field_warnings(unknown)
 
