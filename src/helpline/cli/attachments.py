@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import click
-import sqlalchemy as sa
 
 from helpline.cli.common import (
     admin_store,
@@ -25,18 +24,8 @@ from helpline.config import ConfigError, load_settings
 from helpline.domain.attachments import sanitize_file_name
 from helpline.storage.blobs import BlobStore, blob_root_for
 from helpline.storage.records import AttachmentRecord
-from helpline.storage.schema import attachments as attachments_table
-from helpline.storage.schema import tickets as tickets_table
 
 _COPY_CHUNK_BYTES = 1024 * 1024
-_COLUMNS = (
-    attachments_table.c.id,
-    attachments_table.c.file_name,
-    attachments_table.c.size_bytes,
-    attachments_table.c.content_type,
-    attachments_table.c.sha256,
-    attachments_table.c.created_at_ms,
-)
 
 
 @click.group()
@@ -50,8 +39,8 @@ def attachments() -> None:
 @database_option
 def list_attachments(ticket_id: int, as_json: bool, database_url: str) -> None:
     """List the files of one ticket."""
-    with admin_store(database_url) as store, store.engine.connect() as connection:
-        found = _attachments_of(connection, ticket_id)
+    with admin_store(database_url) as store:
+        found = store.list_attachments(ticket_id)
     if as_json:
         print_json([dataclasses.asdict(record) for record in found])
         return
@@ -89,8 +78,8 @@ def save_attachment(
 
     Prints the path written on stderr.
     """
-    with admin_store(database_url) as store, store.engine.connect() as connection:
-        record = _attachment(connection, attachment_id)
+    with admin_store(database_url) as store:
+        record = store.get_attachment(attachment_id)
     blobs = BlobStore(_blob_root(database_url))
 
     # The stored name was cleaned on the way in; cleaning it again costs nothing
@@ -108,32 +97,6 @@ def save_attachment(
     with source:
         _write_checked(source, target, record=record, force=force)
     click.echo(str(target), err=True)
-
-
-def _attachments_of(
-    connection: sa.Connection, ticket_id: int
-) -> list[AttachmentRecord]:
-    """The ticket's files in the order they came; exits when there is no ticket."""
-    ticket = connection.execute(
-        sa.select(tickets_table.c.id).where(tickets_table.c.id == ticket_id)
-    ).one_or_none()
-    if ticket is None:
-        raise click.ClickException(f"no ticket has the id {ticket_id}")
-    rows = connection.execute(
-        sa.select(*_COLUMNS)
-        .where(attachments_table.c.ticket_id == ticket_id)
-        .order_by(attachments_table.c.id)
-    )
-    return [AttachmentRecord(**row._mapping) for row in rows]
-
-
-def _attachment(connection: sa.Connection, attachment_id: int) -> AttachmentRecord:
-    row = connection.execute(
-        sa.select(*_COLUMNS).where(attachments_table.c.id == attachment_id)
-    ).one_or_none()
-    if row is None:
-        raise click.ClickException(f"no attachment has the id {attachment_id}")
-    return AttachmentRecord(**row._mapping)
 
 
 def _blob_root(database_url: str) -> Path:

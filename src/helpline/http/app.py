@@ -47,13 +47,6 @@ class Operation:
     handler: Callable[[Call], Awaitable[Response]]
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    """An unauthenticated GET: health, readiness, the API description."""
-
-    handler: Callable[[], Awaitable[Response]]
-
-
 OPERATIONS = {
     "/api/help/ticket": Operation(
         Permission.CREATE_TICKETS, wire.TicketAnswer, tickets_api.create_ticket
@@ -88,10 +81,11 @@ class HelpApi:
             rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         )
         self._openapi = wire.plain(openapi_document(settings))
-        self._pages = {
-            "/api/openapi/public.json": Page(self._describe),
-            "/healthz": Page(self._health),
-            "/readyz": Page(self._readiness),
+        # The unauthenticated GETs: the API description, health, readiness.
+        self._pages: dict[str, Callable[[], Awaitable[Response]]] = {
+            "/api/openapi/public.json": self._describe,
+            "/healthz": self._health,
+            "/readyz": self._readiness,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -219,7 +213,7 @@ class HelpApi:
             )
         if request.method != "GET":
             raise _not_allowed(request.method, "GET")
-        return await page.handler()
+        return await page()
 
     def _check_rate(self, key: ApiKey) -> None:
         wait_seconds = self._rate_limiter.acquire(key.organization_id)

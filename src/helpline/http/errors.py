@@ -29,6 +29,5 @@ class ApiError(Exception):
 class MalformedBody(ApiError):
     """400: the body is not JSON, not an object, or a field has the wrong type."""
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(400, message)
-        self.path = path

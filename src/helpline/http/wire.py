@@ -212,7 +212,7 @@ def _malformed(error: msgspec.DecodeError) -> MalformedBody:
         problem = _plain_types(match.group("problem"))
         if not path:
             return MalformedBody(f"the request body must be a JSON object: {problem}")
-        return MalformedBody(f"{path}: {problem}", path=path)
+        return MalformedBody(f"{path}: {problem}")
     return MalformedBody(f"the request body is not valid JSON: {text}")
 
 

@@ -176,9 +176,29 @@ class AdminStore:
             return _ticket(
                 row,
                 events=_events(connection, ticket_id),
-                attachments=_attachments(connection, ticket_id),
+                attachments=_attachments(
+                    connection, attachments.c.ticket_id == ticket_id
+                ),
                 rma=_rma(connection, ticket_id),
             )
+
+    def list_attachments(self, ticket_id: int) -> tuple[AttachmentRecord, ...]:
+        """A ticket's files in the order they came; raises ``NotFound``."""
+        with self._transaction() as connection:
+            found = connection.execute(
+                sa.select(tickets.c.id).where(tickets.c.id == ticket_id)
+            ).one_or_none()
+            if found is None:
+                raise NotFound(f"no ticket has the id {ticket_id}")
+            return _attachments(connection, attachments.c.ticket_id == ticket_id)
+
+    def get_attachment(self, attachment_id: int) -> AttachmentRecord:
+        """One file's metadata; raises ``NotFound``."""
+        with self._transaction() as connection:
+            found = _attachments(connection, attachments.c.id == attachment_id)
+            if not found:
+                raise NotFound(f"no attachment has the id {attachment_id}")
+            return found[0]
 
     def set_status(
         self, ticket_id: int, status: TicketStatus, *, actor: str, now_ms: int
@@ -366,7 +386,7 @@ def _events(connection: sa.Connection, ticket_id: int) -> tuple[TicketEvent, ...
 
 
 def _attachments(
-    connection: sa.Connection, ticket_id: int
+    connection: sa.Connection, which: sa.ColumnElement[bool]
 ) -> tuple[AttachmentRecord, ...]:
     rows = connection.execute(
         sa.select(
@@ -377,7 +397,7 @@ def _attachments(
             attachments.c.sha256,
             attachments.c.created_at_ms,
         )
-        .where(attachments.c.ticket_id == ticket_id)
+        .where(which)
         .order_by(attachments.c.id)
     )
     return tuple(AttachmentRecord(**attachment._mapping) for attachment in rows)
