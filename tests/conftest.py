@@ -1,9 +1,11 @@
-"""Shared fixtures: a fresh SQLite file per test, a real server on a socket."""
+"""Shared fixtures: a fresh database per test on each backend, a real server on a
+socket."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 import time
@@ -14,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import uvicorn
 
 from helpline.config import Settings
@@ -21,21 +24,135 @@ from helpline.domain.keys import ALL_PERMISSIONS, Permission, issue_key
 from helpline.http import create_app
 from helpline.observability import configure_logging
 from helpline.storage.admin import AdminStore
-from helpline.storage.engine import make_engine
+from helpline.storage.engine import is_sqlite, make_engine
 from helpline.storage.migrate import upgrade
 
 # The vendor's published description, copied here so the tests run from any clone.
 REFERENCE = Path(__file__).resolve().parent / "reference"
 
 
+BACKENDS = ("sqlite", "postgresql")
+# The server the PostgreSQL half of the suite runs on; .ci/run also sets
+# HELPLINE_TEST_REQUIRE_POSTGRES=1, which turns "not reachable" from a skip into a
+# failure.
+POSTGRES_URL = os.environ.get(
+    "HELPLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that touches a database runs once per backend, unless marked
+    ``@pytest.mark.backends(...)`` with the ones it is about."""
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize("backend", only.args if only else BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """A fresh, migrated SQLite file for this test alone."""
-    url = f"sqlite:///{tmp_path / 'helpline.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+class PostgresDatabases:
+    """Fresh databases on the test server, each a copy of one migrated template."""
+
+    def __init__(self, url: str) -> None:
+        self._server = sa.make_url(url)
+        self._engine = sa.create_engine(
+            self._server.set(drivername="postgresql+psycopg"),
+            isolation_level="AUTOCOMMIT",
+            poolclass=sa.pool.NullPool,
+            connect_args={"connect_timeout": 3},
+        )
+        self._prefix = f"helpline_test_{os.getpid()}"
+        self._template = f"{self._prefix}_template"
+        self._count = 0
+
+    def url_of(self, database: str) -> str:
+        return self._server.set(database=database).render_as_string(hide_password=False)
+
+    def prepare_template(self) -> None:
+        self._execute(f"DROP DATABASE IF EXISTS {self._template} WITH (FORCE)")
+        self._execute(f"CREATE DATABASE {self._template}")
+        engine = make_engine(self.url_of(self._template))
+        upgrade(engine)
+        engine.dispose()
+
+    def create(self) -> str:
+        """A new migrated database; returns its name."""
+        self._count += 1
+        name = f"{self._prefix}_{self._count}"
+        self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self._execute(f"CREATE DATABASE {name} TEMPLATE {self._template}")
+        return name
+
+    def create_empty(self) -> str:
+        self._count += 1
+        name = f"{self._prefix}_{self._count}"
+        self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self._execute(f"CREATE DATABASE {name}")
+        return name
+
+    def drop(self, name: str) -> None:
+        self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def close(self) -> None:
+        self.drop(self._template)
+        self._engine.dispose()
+
+    def _execute(self, sql: str) -> None:
+        with self._engine.connect() as connection:
+            connection.execute(sa.text(sql))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases]:
+    """The PostgreSQL test server, or a skip naming why it is not reachable."""
+    databases = PostgresDatabases(POSTGRES_URL)
+    try:
+        databases.prepare_template()
+    except sa.exc.OperationalError as problem:
+        reason = f"PostgreSQL at {POSTGRES_URL} is not reachable: {problem.orig}"
+        if os.environ.get("HELPLINE_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason.strip())
+        pytest.skip(reason.strip().splitlines()[0])
+    yield databases
+    databases.close()
+
+
+@pytest.fixture
+def database_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A fresh, migrated database for this test alone: an SQLite file, or a
+    PostgreSQL database of its own."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'helpline.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+
+    databases: PostgresDatabases = request.getfixturevalue("postgres")
+    name = databases.create()
+    yield databases.url_of(name)
+    databases.drop(name)
+
+
+@pytest.fixture
+def blob_dir(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str | None:
+    """The files directory a server of this test uses: beside the SQLite file, or
+    (PostgreSQL needs one set) a directory of the test's own, also set in
+    HELPLINE_BLOB_DIR for the commands."""
+    if is_sqlite(database_url):
+        return None
+    directory = str(tmp_path / "files")
+    monkeypatch.setenv("HELPLINE_BLOB_DIR", directory)
+    return directory
 
 
 @pytest.fixture
@@ -57,6 +174,23 @@ class Credentials:
 
 
 MakeKey = Callable[..., Credentials]
+
+
+def organization_with_key(store: AdminStore, name: str = "acme") -> dict[str, str]:
+    """Create the organization ``name`` with one key of every permission; the
+    headers that present the key."""
+    now_ms = int(time.time() * 1000)
+    store.create_organization(name, now_ms=now_ms)
+    key = issue_key()
+    store.add_api_key(
+        organization=name,
+        key=key,
+        user_email=f"ops@{name}.example",
+        label=None,
+        permissions=ALL_PERMISSIONS,
+        now_ms=now_ms,
+    )
+    return {"x-auth-apikey": key.token, "x-auth-scheme": "api-token"}
 
 
 @pytest.fixture
@@ -133,13 +267,14 @@ StartServer = Callable[..., LiveServer]
 
 
 @pytest.fixture
-def start_server(database_url: str) -> Iterator[StartServer]:
+def start_server(database_url: str, blob_dir: str | None) -> Iterator[StartServer]:
     """Start a server on this test's database; settings may be overridden."""
     servers: list[LiveServer] = []
 
     def start(**overrides: Any) -> LiveServer:
         settings = Settings(
             database_url=database_url,
+            blob_dir=blob_dir,
             rate_limit_per_second=0,
         )
         server = LiveServer(settings.with_overrides(**overrides))

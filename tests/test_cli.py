@@ -44,7 +44,7 @@ def test_orgs_create_refuses_a_taken_name(database_url: str) -> None:
     again = run(database_url, "orgs", "create", "acme")
 
     assert again.exit_code == 1
-    assert "UNIQUE" in again.stderr
+    assert "an organization named 'acme' already exists" in again.stderr
 
 
 def test_keys_create_prints_only_the_secret_on_stdout(

@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from helpline.cli import cli
 from helpline.domain.keys import Permission
 from helpline.storage.admin import AdminStore
+from helpline.storage.schema import tickets as tickets_table
 
 from .conftest import Credentials, MakeKey, StartServer
 
@@ -121,9 +122,9 @@ def clone_ticket(
     """
     with admin.engine.begin() as connection:
         columns = [
-            row[1]
-            for row in connection.execute(sa.text("PRAGMA table_info(tickets)"))
-            if row[1] not in {"id", "created_at_ms"}
+            column.name
+            for column in tickets_table.columns
+            if column.name not in {"id", "created_at_ms"}
         ]
         names = ", ".join(columns)
         connection.execute(

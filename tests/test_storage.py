@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,13 +12,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from helpline.storage.engine import make_engine, sqlite_file
-from helpline.storage.errors import Overloaded, StorageUnavailable
+from helpline.storage.engine import make_engine
 from helpline.storage.migrate import current_revision, head_revision, upgrade
 from helpline.storage.schema import metadata
-from helpline.storage.writer import GroupCommitWriter
 
-from .conftest import VALID_REQUEST, Credentials, StartServer
+from .conftest import VALID_REQUEST, Credentials, PostgresDatabases, StartServer
 
 
 def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None:
@@ -43,8 +37,15 @@ def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
     engine.dispose()
 
 
-def test_concurrent_first_starts_bootstrap_one_organization(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'race.db'}"
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
+def test_concurrent_first_starts_migrate_and_bootstrap_once(
+    engine_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if engine_name == "sqlite":
+        url = f"sqlite:///{tmp_path / 'race.db'}"
+    else:
+        databases: PostgresDatabases = request.getfixturevalue("postgres")
+        url = databases.url_of(databases.create_empty())
     script = (
         "from helpline.cli.common import migrated\n"
         "from helpline.cli.serve import _bootstrap\n"
@@ -65,139 +66,6 @@ def test_concurrent_first_starts_bootstrap_one_organization(tmp_path: Path) -> N
         names = connection.execute(sa.text("SELECT name FROM organizations")).all()
     engine.dispose()
     assert names == [("default",)]
-
-
-def _writer_file(database_url: str) -> Path:
-    path = sqlite_file(database_url)
-    assert path is not None
-    with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, v)")
-    return path
-
-
-def _stored_notes(path: Path) -> list[object]:
-    with sqlite3.connect(path) as connection:
-        return [row[0] for row in connection.execute("SELECT v FROM notes")]
-
-
-Job = Callable[[sqlite3.Connection], int]
-
-
-def _insert(value: object) -> Job:
-    def job(connection: sqlite3.Connection) -> int:
-        cursor = connection.execute("INSERT INTO notes (v) VALUES (?)", (value,))
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
-
-    return job
-
-
-def test_writer_commits_many_jobs_and_isolates_a_failing_one(
-    database_url: str,
-) -> None:
-    path = _writer_file(database_url)
-    writer = GroupCommitWriter(path)
-
-    def failing(connection: sqlite3.Connection) -> int:
-        connection.execute("INSERT INTO notes (v) VALUES ('doomed')")
-        raise RuntimeError("this job fails after writing")
-
-    async def submit_all() -> list[object]:
-        writer.start()
-        jobs: list[Job] = [_insert(n) for n in range(50)]
-        jobs.insert(25, failing)
-        outcomes = await asyncio.gather(
-            *(writer.submit(job) for job in jobs), return_exceptions=True
-        )
-        await writer.stop()
-        return outcomes
-
-    outcomes = asyncio.run(submit_all())
-
-    assert isinstance(outcomes[25], StorageUnavailable)
-    ids = [outcome for index, outcome in enumerate(outcomes) if index != 25]
-    assert len(set(ids)) == 50
-    stored = _stored_notes(path)
-    assert "doomed" not in stored
-    assert len(stored) == 50
-
-
-def test_writer_shares_commits_between_concurrent_jobs(database_url: str) -> None:
-    path = _writer_file(database_url)
-    writer = GroupCommitWriter(path)
-    statements: list[str] = []
-
-    async def submit_all() -> list[int]:
-        writer.start()
-        first = writer.submit(lambda connection: _trace(connection, statements))
-        ids = await asyncio.gather(
-            first, *(writer.submit(_insert(n)) for n in range(199))
-        )
-        await writer.stop()
-        return ids
-
-    ids = asyncio.run(submit_all())
-
-    assert len(set(ids)) == 200
-    assert len(_stored_notes(path)) == 200
-    assert statements.count("COMMIT") <= 2
-
-
-def _trace(connection: sqlite3.Connection, statements: list[str]) -> int:
-    connection.set_trace_callback(statements.append)
-    return _insert("first")(connection)
-
-
-def test_writer_refuses_work_past_its_queue_bound(database_url: str) -> None:
-    path = _writer_file(database_url)
-    writer = GroupCommitWriter(path, max_pending=3)
-
-    async def submit_all() -> list[object]:
-        writer.start()
-        outcomes = await asyncio.gather(
-            *(writer.submit(_insert(n)) for n in range(5)), return_exceptions=True
-        )
-        await writer.stop()
-        return outcomes
-
-    outcomes = asyncio.run(submit_all())
-
-    assert [type(outcome) for outcome in outcomes[3:]] == [Overloaded, Overloaded]
-    assert len(_stored_notes(path)) == 3
-
-
-def test_writer_runs_bookkeeping_while_busy_when_idle_and_at_stop(
-    database_url: str,
-) -> None:
-    path = _writer_file(database_url)
-    runs: list[str] = []
-    phase = ["busy"]
-    writer = GroupCommitWriter(
-        path, idle_seconds=0.05, on_idle=lambda _: runs.append(phase[0])
-    )
-
-    async def exercise() -> None:
-        writer.start()
-        deadline = time.monotonic() + 0.3
-        while time.monotonic() < deadline:
-            await writer.submit(_insert(0))
-        phase[0] = "idle"
-        await asyncio.sleep(0.2)
-        phase[0] = "stop"
-        await writer.stop()
-
-    asyncio.run(exercise())
-
-    assert runs.count("busy") >= 2
-    assert runs.count("idle") == 1
-    assert runs[-1] == "stop"
-
-
-def test_writer_refuses_work_when_stopped(database_url: str) -> None:
-    writer = GroupCommitWriter(_writer_file(database_url))
-
-    with pytest.raises(StorageUnavailable):
-        asyncio.run(writer.submit(_insert(1)))
 
 
 def test_database_failure_answers_503_and_never_500(

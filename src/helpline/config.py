@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from helpline.domain.tickets import TicketRules
-from helpline.storage.engine import DEFAULT_DATABASE_URL
+from helpline.storage.engine import DEFAULT_DATABASE_URL, PoolSettings
 
 N = TypeVar("N", int, float)
+_POOL = PoolSettings()
 
 
 class ConfigError(ValueError):
@@ -28,7 +29,9 @@ class Settings:
     ``ticketWithFile`` accepts; the other parts of its body stay within
     ``max_body_bytes``. ``blob_dir`` (``HELPLINE_BLOB_DIR``) is the directory that
     holds uploaded files; None keeps them beside the SQLite file, in
-    ``<database file name>.files/``.
+    ``<database file name>.files/``; with PostgreSQL it must be set, to a
+    directory every node shares. ``db_pool_size``, ``db_connect_timeout`` and
+    ``db_statement_timeout`` (seconds) shape a PostgreSQL node's connection pool.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -40,8 +43,19 @@ class Settings:
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
     max_pending_writes: int = 10_000
+    db_pool_size: int = _POOL.size
+    db_connect_timeout: float = _POOL.connect_timeout
+    db_statement_timeout: float = _POOL.statement_timeout
     log_format: str = "json"
     ticket_rules: TicketRules = field(default_factory=TicketRules)
+
+    @property
+    def pool(self) -> PoolSettings:
+        return PoolSettings(
+            size=self.db_pool_size,
+            connect_timeout=self.db_connect_timeout,
+            statement_timeout=self.db_statement_timeout,
+        )
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given settings changed; None means "keep the current"."""
@@ -84,6 +98,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         max_pending_writes=_number(
             env, "HELPLINE_MAX_PENDING_WRITES", defaults.max_pending_writes
+        ),
+        db_pool_size=_number(env, "HELPLINE_DB_POOL_SIZE", defaults.db_pool_size),
+        db_connect_timeout=_number(
+            env, "HELPLINE_DB_CONNECT_TIMEOUT", defaults.db_connect_timeout, kind=float
+        ),
+        db_statement_timeout=_number(
+            env,
+            "HELPLINE_DB_STATEMENT_TIMEOUT",
+            defaults.db_statement_timeout,
+            kind=float,
         ),
         log_format=log_format,
         ticket_rules=rules,

@@ -1,4 +1,5 @@
-"""``helpline attachments``: list the files sent with a ticket, and save one.
+"""``helpline attachments``: list the files sent with a ticket, save one, and sweep
+away the files no ticket needs.
 
 The files are read from the blob store the server writes to: beside the database,
 or in ``HELPLINE_BLOB_DIR`` when that is set.
@@ -97,6 +98,35 @@ def save_attachment(
     with source:
         _write_checked(source, target, record=record, force=force)
     click.echo(str(target), err=True)
+
+
+@attachments.command("sweep")
+@click.option(
+    "--min-age",
+    "min_age_s",
+    type=click.FloatRange(min=0),
+    default=3600,
+    show_default=True,
+    help="Seconds a file must have been left untouched before it is removed.",
+)
+@database_option
+def sweep_attachments(min_age_s: float, database_url: str) -> None:
+    """Remove stored files no attachment refers to.
+
+    They are left by uploads whose ticket failed or was a replay on PostgreSQL
+    (where another node may be storing the same file at that moment), and by
+    uploads a crash interrupted. Safe while servers run.
+    """
+    root = _blob_root(database_url)
+    with admin_store(database_url) as store:
+        result = BlobStore(root).sweep(
+            is_attached=store.is_blob_attached, older_than_s=min_age_s
+        )
+    click.echo(
+        f"removed {result.removed} files ({result.removed_bytes} bytes) from "
+        f"{root}; kept {result.kept} attached files",
+        err=True,
+    )
 
 
 def _blob_root(database_url: str) -> Path:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
+import sqlalchemy as sa
 
 from helpline.domain.clock import iso_utc
 from helpline.storage.admin import AdminStore
@@ -43,6 +44,9 @@ def migrated(database_url: str) -> None:
         raise click.UsageError(str(problem)) from None
     try:
         upgrade(engine)
+    except sa.exc.OperationalError as problem:
+        message = f"cannot reach the database: {problem.orig}".strip()
+        raise click.ClickException(message) from None
     finally:
         engine.dispose()
 

@@ -13,6 +13,7 @@ from helpline.domain.organizations import DEFAULT_ORGANIZATION
 from helpline.http import create_app
 from helpline.observability import configure_logging
 from helpline.storage.admin import AdminStore
+from helpline.storage.blobs import blob_root_for
 
 BOOTSTRAP_USER = "admin@localhost"
 
@@ -29,7 +30,8 @@ def serve(host: str | None, port: int | None, database_url: str) -> None:
         settings = load_settings().with_overrides(
             host=host, port=port, database_url=database_url
         )
-    except ConfigError as problem:
+        blob_root_for(settings.database_url, settings.blob_dir)
+    except (ConfigError, ValueError) as problem:
         raise click.UsageError(str(problem)) from None
     configure_logging(log_format=settings.log_format)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpline.config import Settings
 from helpline.http.app import HelpApi
-from helpline.storage.store import TicketStore
+from helpline.storage.store import open_store
 
 
 def create_app(settings: Settings) -> HelpApi:
@@ -12,7 +12,9 @@ def create_app(settings: Settings) -> HelpApi:
 
     The schema must already be migrated; the app's lifespan starts the store.
     """
-    store = TicketStore(
-        settings.database_url, max_pending_writes=settings.max_pending_writes
+    store = open_store(
+        settings.database_url,
+        max_pending_writes=settings.max_pending_writes,
+        pool=settings.pool,
     )
     return HelpApi(settings=settings, store=store)

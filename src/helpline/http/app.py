@@ -25,7 +25,6 @@ from helpline.http.auth import authenticate
 from helpline.http.call import Call, Request, Response
 from helpline.http.errors import BAD_STRUCTURE, ApiError, MalformedBody
 from helpline.http.openapi import openapi_document
-from helpline.http.ratelimit import RateLimiter
 from helpline.storage.errors import Overloaded, StorageUnavailable
 from helpline.storage.store import TicketStore
 
@@ -77,7 +76,7 @@ class HelpApi:
     def __init__(self, *, settings: Settings, store: TicketStore) -> None:
         self._settings = settings
         self._store = store
-        self._rate_limiter = RateLimiter(
+        self._rate_limiter = store.rate_limiter(
             rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         )
         self._openapi = wire.plain(openapi_document(settings))
@@ -99,7 +98,7 @@ class HelpApi:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self._store.start()
+                    await self._store.start()
                 except Exception as error:
                     log.exception("startup_failed")
                     await send(
@@ -200,7 +199,7 @@ class HelpApi:
         request.api_key = key
         call = Call.start(request, key, settings=self._settings, store=self._store)
         self._store.note_key_used(key.id, now_ms=call.now_ms)
-        self._check_rate(key)
+        await self._check_rate(key)
         return await operation.handler(call)
 
     async def _serve_page(self, request: Request) -> Response:
@@ -215,8 +214,8 @@ class HelpApi:
             raise _not_allowed(request.method, "GET")
         return await page()
 
-    def _check_rate(self, key: ApiKey) -> None:
-        wait_seconds = self._rate_limiter.acquire(key.organization_id)
+    async def _check_rate(self, key: ApiKey) -> None:
+        wait_seconds = await self._rate_limiter.acquire(key.organization_id)
         if wait_seconds is not None:
             raise ApiError(
                 429,

@@ -34,11 +34,9 @@ from helpline.http.tickets_api import store_ticket
 from helpline.storage.blobs import (
     BlobStore,
     BlobUpload,
-    attached_in,
     blob_root_for,
     shared_blob_store,
 )
-from helpline.storage.engine import sqlite_file
 
 REQUEST_PART = "request"
 FILE_PART = "file"
@@ -226,8 +224,6 @@ async def _store_with_file(
     notes: list[str],
 ) -> Response:
     """Publish the file, store the ticket, and remove the file if it is not needed."""
-    database = sqlite_file(call.settings.database_url)
-    assert database is not None  # noqa: S101 - the store refuses in-memory databases
     sha256 = await asyncio.to_thread(blobs.publish, upload)
 
     # Until the store answers, the write may still commit: keep the file. Only a
@@ -242,5 +238,8 @@ async def _store_with_file(
         raise
     finally:
         await asyncio.to_thread(
-            blobs.release, sha256, stored=stored, is_attached=attached_in(database)
+            blobs.release,
+            sha256,
+            stored=stored,
+            is_attached=call.store.attachment_check(),
         )

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from helpline.domain.keys import IssuedKey, Permission
 from helpline.domain.rma import RmaDetails
 from helpline.domain.tickets import TicketStatus
-from helpline.storage.engine import make_engine
+from helpline.storage.engine import hold_schema_lock, make_engine
 from helpline.storage.errors import AlreadyExists, NotFound, StorageUnavailable
 from helpline.storage.records import (
     ApiKeyInfo,
@@ -60,18 +60,24 @@ class AdminStore:
 
     def create_organization(self, name: str, *, now_ms: int) -> Organization:
         """Raises ``AlreadyExists`` when the name is taken."""
-        with self._transaction() as connection:
-            return _insert_organization(connection, name, now_ms)
+        try:
+            with self._transaction() as connection:
+                return _insert_organization(connection, name, now_ms)
+        except AlreadyExists:
+            raise AlreadyExists(
+                f"an organization named {name!r} already exists"
+            ) from None
 
     def bootstrap(
         self, *, name: str, user_email: str, key: IssuedKey, now_ms: int
     ) -> bool:
         """Create the first organization and its key, unless any organization exists.
 
-        The check and the inserts share one write-locked transaction, so two
-        processes starting at once bootstrap once. Returns whether it did.
+        The check and the inserts share one transaction under the schema lock, so
+        nodes starting at once bootstrap once. Returns whether it did.
         """
         with self._transaction() as connection:
+            hold_schema_lock(connection)
             existing = connection.execute(
                 sa.select(sa.func.count()).select_from(organizations)
             ).scalar_one()
@@ -192,6 +198,12 @@ class AdminStore:
                 raise NotFound(f"no ticket has the id {ticket_id}")
             return _attachments(connection, attachments.c.ticket_id == ticket_id)
 
+    def is_blob_attached(self, sha256: str) -> bool:
+        """Whether any attachment refers to the file with this SHA-256."""
+        query = sa.select(attachments.c.id).where(attachments.c.sha256 == sha256)
+        with self._transaction() as connection:
+            return connection.execute(query.limit(1)).first() is not None
+
     def get_attachment(self, attachment_id: int) -> AttachmentRecord:
         """One file's metadata; raises ``NotFound``."""
         with self._transaction() as connection:
@@ -209,9 +221,9 @@ class AdminStore:
         """
         with self._transaction() as connection:
             found = connection.execute(
-                sa.select(tickets.c.status, tickets.c.organization_id).where(
-                    tickets.c.id == ticket_id
-                )
+                sa.select(tickets.c.status, tickets.c.organization_id)
+                .where(tickets.c.id == ticket_id)
+                .with_for_update()
             ).one_or_none()
             if found is None:
                 raise NotFound(f"no ticket has the id {ticket_id}")

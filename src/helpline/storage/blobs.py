@@ -30,14 +30,16 @@ import re
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
 import structlog
 
-from helpline.storage.engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
+from helpline.storage.engine import SQLITE_BUSY_TIMEOUT_MS, is_postgres, sqlite_file
 
 log = structlog.get_logger("helpline.storage")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -48,10 +50,16 @@ def blob_root_for(database_url: str, blob_dir: str | None) -> Path:
     """Where the files of this database live: ``blob_dir``, or beside the database.
 
     Without ``blob_dir`` the root is ``<database file name>.files`` next to the
-    SQLite file. Raises ``ValueError`` for an in-memory database without one.
+    SQLite file. Raises ``ValueError`` without one for PostgreSQL, whose nodes must
+    all reach one directory, and for an in-memory database.
     """
     if blob_dir:
         return Path(blob_dir)
+    if is_postgres(database_url):
+        raise ValueError(
+            "set HELPLINE_BLOB_DIR with PostgreSQL: the directory for uploaded "
+            "files, shared by every node"
+        )
     database = sqlite_file(database_url)
     if database is None:
         raise ValueError(
@@ -193,6 +201,9 @@ class BlobStore:
                 upload.temporary_path = None
             else:
                 upload.discard()  # same digest, same bytes: keep the first copy
+                # A sweep spares files touched lately: this one is about to be
+                # recorded again, perhaps by another node.
+                os.utime(final)
             self._holds[sha256] += 1
         try:
             # The new name, and any new directory, must reach the disk too.
@@ -233,6 +244,58 @@ class BlobStore:
             log.warning(
                 "blob_cleanup_failed", sha256=sha256, error=type(error).__name__
             )
+
+    def sweep(
+        self, *, is_attached: Callable[[str], bool], older_than_s: float
+    ) -> SweepResult:
+        """Remove what no ticket needs: blobs no attachment refers to and temporary
+        files left by an interrupted upload, each only once untouched for
+        ``older_than_s`` seconds.
+
+        The age spares the blobs of requests still on their way to a commit, on
+        any node: a publish touches the file it holds. Blocks on the database and
+        the disk.
+        """
+        cutoff = time.time() - older_than_s
+        result = SweepResult()
+        for path in sorted(self.root.glob("*/*/*")):
+            if not _SHA256_HEX.fullmatch(path.name) or not path.is_file():
+                continue
+            with self._lock:
+                if path.name in self._holds or _touched_since(path, cutoff):
+                    continue
+                if is_attached(path.name):
+                    result.kept += 1
+                    continue
+                result.count(path)
+        for path in sorted((self.root / "tmp").glob("*")):
+            if path.is_file() and not _touched_since(path, cutoff):
+                result.count(path)
+        return result
+
+
+@dataclass
+class SweepResult:
+    removed: int = 0
+    removed_bytes: int = 0
+    kept: int = 0
+
+    def count(self, path: Path) -> None:
+        """Remove ``path`` and count it; a file already gone counts for nothing."""
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self.removed += 1
+        self.removed_bytes += size
+
+
+def _touched_since(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime >= cutoff
+    except FileNotFoundError:
+        return True  # gone meanwhile: nothing to do
 
 
 def shared_blob_store(root: Path) -> BlobStore:

@@ -10,6 +10,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from helpline.storage.engine import hold_schema_lock
+
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -33,6 +35,11 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 def upgrade(engine: sa.Engine, *, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (the newest by default); a no-op when it is
-    already there."""
+    already there.
+
+    Nodes starting at once migrate one after another: the first does the work
+    and the others find the schema current.
+    """
     with engine.begin() as connection:
+        hold_schema_lock(connection)
         command.upgrade(_config(connection), revision)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from helpline.domain.keys import ApiKey, parse_permissions
 from helpline.domain.rma import RmaDetails
 
 
@@ -135,3 +137,24 @@ class KeyReused:
 
 
 CreateOutcome = Created | Replayed | KeyReused
+
+
+# The key lookup of both stores: the columns ``api_key_from_row`` reads, in order.
+KEY_COLUMNS = """k.id, k.organization_id, o.name, k.prefix, k.digest, k.user_email,
+       k.permissions, k.revoked_at_ms
+FROM api_keys AS k JOIN organizations AS o ON o.id = k.organization_id"""
+
+
+def api_key_from_row(row: Sequence[Any]) -> ApiKey:
+    """The ``ApiKey`` of a row selected as ``KEY_COLUMNS``."""
+    key_id, organization_id, organization, prefix, digest, user, names, revoked = row
+    return ApiKey(
+        id=key_id,
+        organization_id=organization_id,
+        organization_name=organization,
+        prefix=prefix,
+        digest=digest,
+        user_email=user,
+        permissions=parse_permissions(names.split()),
+        revoked=revoked is not None,
+    )

@@ -165,3 +165,18 @@ idempotency_keys = sa.Table(
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
     sa.Index("ix_idempotency_keys_created", "created_at_ms"),
 )
+
+# Used on PostgreSQL only, where it is UNLOGGED: one row per organization.
+rate_limit_buckets = sa.Table(
+    "rate_limit_buckets",
+    metadata,
+    sa.Column(
+        "organization_id",
+        sa.Integer,
+        sa.ForeignKey("organizations.id"),
+        primary_key=True,
+    ),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("refilled_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("granted", sa.Boolean, nullable=False),
+)

@@ -1,94 +1,52 @@
-"""The storage interface the HTTP API uses: keys to authenticate, tickets to create.
+"""The storage interface the HTTP API uses, and the choice of backend by URL.
 
-Both run on the event loop's thread against SQLite. A key lookup is one indexed read
-of a few microseconds in WAL mode, where readers never wait for the writer, so it
-needs no cache and a revoked key stops working at once. Every write goes through the
-group-commit writer, so a caller's ``await`` returns only once its write is durable.
+``open_store`` gives an ``SqliteTicketStore`` (``storage/sqlite.py``) for an
+``sqlite:///`` URL and a ``PostgresTicketStore`` (``storage/postgres.py``) for a
+``postgresql://`` one. Both promise the same: a create returns only once its write
+is durable, and a failure means nothing of it was stored.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Protocol
 
-from helpline.domain.clock import now_ms
 from helpline.domain.feedback import NewFeedback
 from helpline.domain.idempotency import IdempotencyClaim
-from helpline.domain.keys import ApiKey, parse_permissions
+from helpline.domain.keys import ApiKey
+from helpline.domain.ratelimit import RateLimiter
 from helpline.domain.tickets import NewTicket
-from helpline.storage.engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
-from helpline.storage.errors import StorageUnavailable
-from helpline.storage.listing import open_tickets_in_window, open_tickets_page
+from helpline.storage.engine import PoolSettings, is_postgres
+from helpline.storage.postgres import PostgresTicketStore
 from helpline.storage.records import CreateOutcome, OpenTicketsPage, TicketSummary
-from helpline.storage.tickets import (
-    insert_feedback,
-    insert_ticket,
-    purge_expired_claims,
-    record_key_use,
-)
-from helpline.storage.writer import GroupCommitWriter
-
-T = TypeVar("T")
-_KEY_BY_PREFIX = """
-SELECT k.id, k.organization_id, o.name, k.prefix, k.digest, k.user_email,
-       k.permissions, k.revoked_at_ms
-FROM api_keys AS k JOIN organizations AS o ON o.id = k.organization_id
-WHERE k.prefix = ?
-"""
+from helpline.storage.sqlite import SqliteTicketStore
 
 
-class TicketStore:
-    """Durable storage for the API: start it, use it from one event loop, close it."""
+class TicketStore(Protocol):
+    """Durable storage for the API: start it, use it from one event loop, close it.
 
-    def __init__(self, url: str, *, max_pending_writes: int = 10_000) -> None:
-        path = sqlite_file(url)
-        if path is None:
-            raise ValueError("Helpline needs an SQLite file, not an in-memory database")
-        self._path = path
-        self._reader: sqlite3.Connection | None = None
-        self._writer = GroupCommitWriter(
-            path, max_pending=max_pending_writes, on_idle=self._write_bookkeeping
-        )
-        self._key_use: dict[int, int] = {}
+    Every method that reaches the database raises ``StorageUnavailable`` when it
+    cannot, and the writes also ``Overloaded`` when too many are pending.
+    """
 
-    def start(self) -> None:
-        self._reader = _connect_for_reading(self._path)
-        self._writer.start()
+    async def start(self) -> None: ...
 
     async def close(self) -> None:
         """Commit pending writes and release the database."""
-        await self._writer.stop()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        ...
 
     async def find_api_key(self, prefix: str) -> ApiKey | None:
-        """The key with this public prefix, revoked or not, or None.
-
-        Raises ``StorageUnavailable`` when the database cannot be read.
-        """
-        row = self._read_one(_KEY_BY_PREFIX, (prefix,))
-        if row is None:
-            return None
-        key_id, organization_id, organization, prefix, digest, user, names, revoked = (
-            row
-        )
-        return ApiKey(
-            id=key_id,
-            organization_id=organization_id,
-            organization_name=organization,
-            prefix=prefix,
-            digest=digest,
-            user_email=user,
-            permissions=parse_permissions(names.split()),
-            revoked=revoked is not None,
-        )
+        """The key with this public prefix, revoked or not, or None."""
+        ...
 
     def note_key_used(self, key_id: int, *, now_ms: int) -> None:
-        """Remember a key's use; written in the background within about a second."""
-        self._key_use[key_id] = now_ms
+        """Remember a key's use; written in the background within a few seconds."""
+        ...
+
+    def rate_limiter(self, *, rate: float, burst: int) -> RateLimiter:
+        """Token buckets shared by every process serving this database; a ``rate``
+        of 0 turns limiting off."""
+        ...
 
     async def create_ticket(
         self,
@@ -97,13 +55,8 @@ class TicketStore:
         claim: IdempotencyClaim | None,
         warning_msg: str | None,
     ) -> CreateOutcome:
-        """Store a ticket durably, or replay the earlier answer for its claim.
-
-        Raises ``StorageUnavailable`` or ``Overloaded``; then nothing was stored.
-        """
-        return await self._writer.submit(
-            lambda connection: insert_ticket(connection, ticket, claim, warning_msg)
-        )
+        """Store a ticket durably, or replay the earlier answer for its claim."""
+        ...
 
     async def record_feedback(
         self,
@@ -113,19 +66,13 @@ class TicketStore:
         warning_msg: str | None,
     ) -> CreateOutcome:
         """Store feedback durably, or replay the earlier answer for its claim."""
-        return await self._writer.submit(
-            lambda connection: insert_feedback(connection, feedback, claim, warning_msg)
-        )
+        ...
 
     async def open_tickets_page(
         self, *, organization_id: int, page: int, page_size: int
     ) -> OpenTicketsPage:
         """Page ``page`` (from 1) of the organization's open tickets, newest first."""
-        return self._read(
-            lambda reader: open_tickets_page(
-                reader, organization_id=organization_id, page=page, page_size=page_size
-            )
-        )
+        ...
 
     async def open_tickets_in_window(
         self,
@@ -137,46 +84,25 @@ class TicketStore:
         limit: int,
     ) -> list[TicketSummary]:
         """Open tickets created in the window (bounds inclusive, None open-ended)."""
-        return self._read(
-            lambda reader: open_tickets_in_window(
-                reader,
-                organization_id=organization_id,
-                start_ms=start_ms,
-                end_ms=end_ms,
-                submitter_email=submitter_email,
-                limit=limit,
-            )
-        )
+        ...
+
+    def attachment_check(self) -> Callable[[str], bool]:
+        """A blocking test of whether any attachment refers to a blob's SHA-256,
+        for deciding whether an unneeded upload's file may be removed."""
+        ...
 
     async def ping(self) -> None:
         """Raises ``StorageUnavailable`` unless the database and its schema answer."""
-        self._read_one("SELECT count(*) FROM organizations", ())
-
-    def _read_one(self, sql: str, parameters: tuple[object, ...]) -> Any:
-        """The first row of a query, as sqlite3 returns it, or None."""
-        return self._read(lambda reader: reader.execute(sql, parameters).fetchone())
-
-    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``query`` on the reader; raises ``StorageUnavailable`` for a failure."""
-        if self._reader is None:
-            raise StorageUnavailable("the store is not running")
-        try:
-            return query(self._reader)
-        except sqlite3.Error as error:
-            raise StorageUnavailable(str(error)) from error
-
-    def _write_bookkeeping(self, connection: sqlite3.Connection) -> None:
-        used, self._key_use = self._key_use, {}
-        record_key_use(connection, used)
-        purge_expired_claims(connection, now_ms=now_ms())
+        ...
 
 
-def _connect_for_reading(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(
-        path,
-        isolation_level=None,
-        check_same_thread=False,
-        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-    )
-    connection.execute("PRAGMA query_only=ON")
-    return connection
+def open_store(
+    url: str, *, max_pending_writes: int = 10_000, pool: PoolSettings | None = None
+) -> TicketStore:
+    """The store for ``url``, not yet started; raises ``ValueError`` for an
+    unsupported URL."""
+    if is_postgres(url):
+        return PostgresTicketStore(
+            url, max_pending_writes=max_pending_writes, pool=pool or PoolSettings()
+        )
+    return SqliteTicketStore(url, max_pending_writes=max_pending_writes)

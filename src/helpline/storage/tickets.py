@@ -150,7 +150,7 @@ def _once_per_claim(
 
 
 def _write_ticket(connection: sqlite3.Connection, ticket: NewTicket) -> int:
-    cursor = connection.execute(_INSERT_TICKET, _ticket_row(ticket))
+    cursor = connection.execute(_INSERT_TICKET, ticket_row(ticket))
     ticket_id = cursor.lastrowid
     assert ticket_id is not None  # noqa: S101
     after = _encode_json({"status": ticket.status.value}).decode()
@@ -177,7 +177,7 @@ def _write_ticket(connection: sqlite3.Connection, ticket: NewTicket) -> int:
     return ticket_id
 
 
-def _ticket_row(ticket: NewTicket) -> tuple[object, ...]:
+def ticket_row(ticket: NewTicket) -> tuple[object, ...]:
     return (
         ticket.organization_id,
         ticket.api_key_id,

@@ -5,13 +5,17 @@ arrive while a commit is in flight wait for the next one and share it. Each call
 awaits its own job's outcome, which is set only after the transaction holding it is
 durable.
 
-Where the work runs is the point of this module. The jobs (a few INSERTs each) run
-on the event loop's own thread: the ``sqlite3`` module lets go of the interpreter
-lock around every statement, and a writer thread would have to win the lock back
-from a busy event loop each time, waiting up to a switch interval (5 ms) per
-statement. Only ``BEGIN IMMEDIATE`` and ``COMMIT``, which may wait for a lock or for
-the disk, run on a thread of their own: two hand-offs per batch instead of several
-per row.
+The queue, its bound and the batching live here; how a batch becomes one
+transaction is a ``Committer``'s business: ``SqliteCommitter`` below, and
+``PostgresCommitter`` in ``storage/postgres.py``.
+
+Where SQLite's work runs is the point of ``SqliteCommitter``. The jobs (a few
+INSERTs each) run on the event loop's own thread: the ``sqlite3`` module lets go of
+the interpreter lock around every statement, and a writer thread would have to win
+the lock back from a busy event loop each time, waiting up to a switch interval
+(5 ms) per statement. Only ``BEGIN IMMEDIATE`` and ``COMMIT``, which may wait for a
+lock or for the disk, run on a thread of their own: two hand-offs per batch instead
+of several per row.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -30,29 +34,44 @@ from helpline.storage.engine import SQLITE_BUSY_TIMEOUT_MS
 from helpline.storage.errors import Overloaded, StorageUnavailable
 
 T = TypeVar("T")
-Job = Callable[[sqlite3.Connection], T]
+# A job takes the committer's transaction handle: a ``sqlite3.Connection`` for
+# SQLite, a ``PostgresTransaction`` for PostgreSQL.
+Job = Callable[[Any], T]
+# Whether a job succeeded, and its result or its exception.
+Outcome = tuple[bool, Any]
 log = structlog.get_logger("helpline.storage")
 
-_Waiting = tuple[Job[Any], "asyncio.Future[Any]"]
+
+class Committer(Protocol):
+    """Turns a batch of jobs into one durable transaction."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def commit(self, jobs: Sequence[Job[Any]]) -> list[Outcome]:
+        """Run ``jobs`` in one transaction, each isolated from the others' failures,
+        and return their outcomes once the transaction is durable.
+
+        Raises ``StorageUnavailable`` when the transaction as a whole failed: then
+        nothing of any job was stored.
+        """
+        ...
 
 
-def connect_for_writing(path: Path) -> sqlite3.Connection:
-    """A connection that commits durably (WAL, ``synchronous=FULL``) and leaves
-    transactions to its caller."""
-    connection = sqlite3.connect(
-        path,
-        isolation_level=None,
-        check_same_thread=False,
-        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-    )
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=FULL")
-    connection.execute("PRAGMA foreign_keys=ON")
-    return connection
+class _Waiting:
+    __slots__ = ("future", "job", "order")
+
+    def __init__(
+        self, job: Job[Any], future: asyncio.Future[Any], order: tuple[Any, ...]
+    ) -> None:
+        self.job = job
+        self.future = future
+        self.order = order
 
 
 class GroupCommitWriter:
-    """Runs write jobs on one SQLite connection, many to a transaction.
+    """Runs write jobs through one committer, many to a transaction.
 
     Use it from one event loop. ``max_pending`` bounds the jobs waiting or in
     flight: past it ``submit`` raises ``Overloaded`` at once. ``max_batch`` bounds
@@ -64,29 +83,28 @@ class GroupCommitWriter:
 
     def __init__(
         self,
-        path: Path,
+        committer: Committer,
         *,
         max_pending: int = 10_000,
         max_batch: int = 256,
         idle_seconds: float = 1.0,
-        on_idle: Job[None] | None = None,
+        on_idle: Job[Any] | None = None,
     ) -> None:
-        self._path = path
+        self._committer = committer
         self._max_pending = max_pending
         self._max_batch = max_batch
         self._idle_seconds = idle_seconds
         self._on_idle = on_idle
-        self._connection: sqlite3.Connection | None = None
-        self._disk: ThreadPoolExecutor | None = None
+        self._running = False
         self._waiting: list[_Waiting] = []
         self._in_flight = 0
         self._flusher: asyncio.Task[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_work_due = 0.0
 
-    def start(self) -> None:
-        self._connection = connect_for_writing(self._path)
-        self._disk = ThreadPoolExecutor(1, thread_name_prefix="helpline-commit")
+    async def start(self) -> None:
+        await self._committer.open()
+        self._running = True
         self._idle_work_due = time.monotonic() + self._idle_seconds
 
     async def stop(self) -> None:
@@ -95,29 +113,39 @@ class GroupCommitWriter:
             self._idle_timer.cancel()
         while self._flusher is not None:
             await self._flusher
-        if self._connection is None:
+        if not self._running:
             return
         if self._on_idle is not None:
             await self._commit([], with_idle_work=True)
-        self._connection.close()
-        self._connection = None
-        if self._disk is not None:
-            self._disk.shutdown()
+        self._running = False
+        await self._committer.close()
 
-    async def submit(self, job: Job[T]) -> T:
+    async def submit(self, job: Job[T], *, order: tuple[Any, ...] = ()) -> T:
         """Run ``job`` in the next group commit and return its result once durable.
+
+        Jobs of one batch run in the order of ``order`` (then of arrival), so that
+        transactions on several nodes take their row locks in one order.
 
         Raises ``Overloaded`` when too many writes are pending, and
         ``StorageUnavailable`` when the job or its transaction failed; then nothing
         of the job was stored.
         """
-        if self._connection is None:
+        return await self._enqueue(job, order)  # type: ignore[no-any-return]
+
+    async def submit_async(
+        self, job: Callable[[Any], Awaitable[T]], *, order: tuple[Any, ...] = ()
+    ) -> T:
+        """``submit`` for a committer whose jobs are coroutine functions."""
+        return await self._enqueue(job, order)  # type: ignore[no-any-return]
+
+    async def _enqueue(self, job: Job[Any], order: tuple[Any, ...]) -> Any:
+        if not self._running:
             raise StorageUnavailable("the writer is not running")
         if len(self._waiting) + self._in_flight >= self._max_pending:
             raise Overloaded(f"{self._max_pending} writes are already pending")
 
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append((job, future))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(job, future, order))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -144,7 +172,7 @@ class GroupCommitWriter:
 
     def _start_idle_work(self) -> None:
         self._idle_timer = None
-        if self._flusher is None and self._connection is not None:
+        if self._flusher is None and self._running:
             self._flusher = asyncio.create_task(self._commit_idle_work())
 
     async def _commit_idle_work(self) -> None:
@@ -157,19 +185,54 @@ class GroupCommitWriter:
 
     async def _commit(self, batch: list[_Waiting], *, with_idle_work: bool) -> None:
         """One transaction: its jobs' futures are settled when it is durable."""
-        connection = self._connection
-        assert connection is not None  # noqa: S101
-        try:
-            await self._on_disk_thread(connection, "BEGIN IMMEDIATE")
-        except sqlite3.Error:
-            log.exception("begin_failed")
-            _fail(batch)
-            return
-
-        jobs = [job for job, _ in batch]
+        batch.sort(key=lambda waiting: waiting.order)
+        jobs = [waiting.job for waiting in batch]
         if with_idle_work and self._on_idle is not None:
             self._idle_work_due = time.monotonic() + self._idle_seconds
             jobs.append(self._on_idle)
+        try:
+            outcomes = await self._committer.commit(jobs)
+        except StorageUnavailable:
+            _fail(batch)
+            return
+        except Exception:
+            log.exception("commit_failed")
+            _fail(batch)
+            return
+        for waiting, outcome in zip(batch, outcomes, strict=False):
+            _settle(waiting.future, outcome)
+
+
+class SqliteCommitter:
+    """One SQLite connection; each job in a savepoint of the batch's transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+        self._disk: ThreadPoolExecutor | None = None
+
+    async def open(self) -> None:
+        self._connection = connect_for_writing(self._path)
+        self._disk = ThreadPoolExecutor(1, thread_name_prefix="helpline-commit")
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        if self._disk is not None:
+            self._disk.shutdown()
+            self._disk = None
+
+    async def commit(self, jobs: Sequence[Job[Any]]) -> list[Outcome]:
+        connection = self._connection
+        if connection is None:
+            raise StorageUnavailable("the writer is not running")
+        try:
+            await self._on_disk_thread(connection, "BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            log.exception("begin_failed")
+            raise StorageUnavailable("the write was not committed") from error
+
         outcomes = []
         for job in jobs:
             outcomes.append(_run_job(connection, job))
@@ -177,18 +240,15 @@ class GroupCommitWriter:
                 # SQLite rolled the whole transaction back (a full disk, say):
                 # the jobs before this one are gone too.
                 log.error("transaction_rolled_back")
-                _fail(batch)
-                return
+                raise StorageUnavailable("the write was not committed")
 
         try:
             await self._on_disk_thread(connection, "COMMIT")
-        except sqlite3.Error:
+        except sqlite3.Error as error:
             log.exception("commit_failed")
             await self._roll_back(connection)
-            _fail(batch)
-            return
-        for (_, future), outcome in zip(batch, outcomes, strict=False):
-            _settle(future, outcome)
+            raise StorageUnavailable("the write was not committed") from error
+        return outcomes
 
     async def _roll_back(self, connection: sqlite3.Connection) -> None:
         if not connection.in_transaction:
@@ -203,7 +263,22 @@ class GroupCommitWriter:
         await loop.run_in_executor(self._disk, connection.execute, sql)
 
 
-def _run_job(connection: sqlite3.Connection, job: Job[Any]) -> tuple[bool, Any]:
+def connect_for_writing(path: Path) -> sqlite3.Connection:
+    """A connection that commits durably (WAL, ``synchronous=FULL``) and leaves
+    transactions to its caller."""
+    connection = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+    )
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+def _run_job(connection: sqlite3.Connection, job: Job[Any]) -> Outcome:
     """Run a job inside a savepoint, so a failing job leaves no trace."""
     connection.execute("SAVEPOINT job")
     try:
@@ -213,14 +288,18 @@ def _run_job(connection: sqlite3.Connection, job: Job[Any]) -> tuple[bool, Any]:
         if connection.in_transaction:
             connection.execute("ROLLBACK TO job")
             connection.execute("RELEASE job")
-        failure = StorageUnavailable("the write was not committed")
-        failure.__cause__ = error
-        return False, failure
+        return False, not_committed(error)
     connection.execute("RELEASE job")
     return True, result
 
 
-def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+def not_committed(cause: BaseException) -> StorageUnavailable:
+    failure = StorageUnavailable("the write was not committed")
+    failure.__cause__ = cause
+    return failure
+
+
+def _settle(future: asyncio.Future[Any], outcome: Outcome) -> None:
     if future.cancelled():
         return
     ok, value = outcome
@@ -231,5 +310,7 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
 
 
 def _fail(batch: list[_Waiting]) -> None:
-    for _, future in batch:
-        _settle(future, (False, StorageUnavailable("the write was not committed")))
+    for waiting in batch:
+        _settle(
+            waiting.future, (False, StorageUnavailable("the write was not committed"))
+        )

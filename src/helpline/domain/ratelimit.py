@@ -1,7 +1,9 @@
 """Per-organization token buckets.
 
 Each organization may make ``burst`` requests at once and ``rate`` a second after
-that. The buckets live in this process: with several processes each keeps its own.
+that. ``LocalRateLimiter`` keeps the buckets in this process, which is right for
+the one serving process of an SQLite database; on PostgreSQL the store shares them
+between nodes (``storage/postgres.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,21 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, organization_id: int) -> int | None:
+        """Take one token; None if granted, else whole seconds until one is free.
+
+        Raises ``StorageUnavailable`` when shared buckets cannot be reached.
+        """
+        ...
+
+
+def retry_after_seconds(tokens: float, rate: float) -> int:
+    """Whole seconds until a bucket holding ``tokens`` (< 1) has a whole token."""
+    return max(1, math.ceil((1 - tokens) / rate))
 
 
 @dataclass(slots=True)
@@ -18,8 +35,8 @@ class _Bucket:
     updated: float
 
 
-class RateLimiter:
-    """``rate`` of 0 turns limiting off."""
+class LocalRateLimiter:
+    """Buckets in this process; ``rate`` of 0 turns limiting off."""
 
     def __init__(
         self,
@@ -33,12 +50,11 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[int, _Bucket] = {}
 
-    @property
-    def enabled(self) -> bool:
-        return self._rate > 0
+    async def acquire(self, organization_id: int) -> int | None:
+        return self.take(organization_id)
 
-    def acquire(self, organization_id: int) -> int | None:
-        """Take one token; None if granted, else whole seconds until one is free."""
+    def take(self, organization_id: int) -> int | None:
+        """``acquire`` without the coroutine."""
         if self._rate <= 0:
             return None
         now = self._clock()
@@ -52,4 +68,4 @@ class RateLimiter:
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return None
-        return max(1, math.ceil((1 - bucket.tokens) / self._rate))
+        return retry_after_seconds(bucket.tokens, self._rate)
