@@ -201,8 +201,6 @@ class PostgresTransaction:
             )
 
 
-PostgresJob = Callable[[PostgresTransaction], Awaitable[Any]]
-
 
 class PostgresCommitter:
     """Commits a batch in one transaction on a connection from the pool.
