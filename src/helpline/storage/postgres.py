@@ -201,7 +201,6 @@ class PostgresTransaction:
             )
 
 
-
 class PostgresCommitter:
     """Commits a batch in one transaction on a connection from the pool.
 
