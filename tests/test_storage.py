@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -94,16 +95,35 @@ def test_database_failure_answers_503_and_never_500(
     assert count == 0
 
 
-def test_revoked_key_stops_working_at_once(
-    start_server: StartServer, credentials: Credentials, database_url: str
-) -> None:
-    server = start_server()
-    url = f"{server.url}/api/help/ticket"
-    first = httpx.post(url, json=VALID_REQUEST, headers=credentials.headers())
+def revoke_every_key(database_url: str) -> None:
     engine = make_engine(database_url, immediate=True)
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE api_keys SET revoked_at_ms = 1"))
     engine.dispose()
+
+
+def test_revoked_key_stops_working_at_once_without_a_key_cache(
+    start_server: StartServer, credentials: Credentials, database_url: str
+) -> None:
+    server = start_server(key_cache_seconds=0)
+    url = f"{server.url}/api/help/ticket"
+    first = httpx.post(url, json=VALID_REQUEST, headers=credentials.headers())
+    revoke_every_key(database_url)
+
+    after = httpx.post(url, json=VALID_REQUEST, headers=credentials.headers())
+
+    assert first.status_code == 200
+    assert after.status_code == 401
+
+
+def test_revoked_key_stops_working_once_the_cached_copy_expires(
+    start_server: StartServer, credentials: Credentials, database_url: str
+) -> None:
+    server = start_server(key_cache_seconds=0.5)
+    url = f"{server.url}/api/help/ticket"
+    first = httpx.post(url, json=VALID_REQUEST, headers=credentials.headers())
+    revoke_every_key(database_url)
+    time.sleep(0.6)
 
     after = httpx.post(url, json=VALID_REQUEST, headers=credentials.headers())
 

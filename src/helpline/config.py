@@ -30,8 +30,11 @@ class Settings:
     ``max_body_bytes``. ``blob_dir`` (``HELPLINE_BLOB_DIR``) is the directory that
     holds uploaded files; None keeps them beside the SQLite file, in
     ``<database file name>.files/``; with PostgreSQL it must be set, to a
-    directory every node shares. ``db_pool_size``, ``db_connect_timeout`` and
-    ``db_statement_timeout`` (seconds) shape a PostgreSQL node's connection pool.
+    directory every node shares. ``key_cache_seconds``
+    (``HELPLINE_KEY_CACHE_SECONDS``) is how long a node remembers an API key it
+    looked up, and so how long a revoked key may still work. ``db_pool_size``,
+    ``db_connect_timeout`` and ``db_statement_timeout`` (seconds) shape a
+    PostgreSQL node's connection pool.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -43,6 +46,7 @@ class Settings:
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
     max_pending_writes: int = 10_000
+    key_cache_seconds: float = 2.0
     db_pool_size: int = _POOL.size
     db_connect_timeout: float = _POOL.connect_timeout
     db_statement_timeout: float = _POOL.statement_timeout
@@ -98,6 +102,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         max_pending_writes=_number(
             env, "HELPLINE_MAX_PENDING_WRITES", defaults.max_pending_writes
+        ),
+        key_cache_seconds=_number(
+            env, "HELPLINE_KEY_CACHE_SECONDS", defaults.key_cache_seconds, kind=float
         ),
         db_pool_size=_number(env, "HELPLINE_DB_POOL_SIZE", defaults.db_pool_size),
         db_connect_timeout=_number(

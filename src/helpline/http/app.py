@@ -24,6 +24,7 @@ from helpline.http import feedback_api, lists_api, ticket_file_api, tickets_api,
 from helpline.http.auth import authenticate
 from helpline.http.call import Call, Request, Response
 from helpline.http.errors import BAD_STRUCTURE, ApiError, MalformedBody
+from helpline.http.keycache import KeyCache
 from helpline.http.openapi import openapi_document
 from helpline.storage.errors import Overloaded, StorageUnavailable
 from helpline.storage.store import TicketStore
@@ -76,6 +77,9 @@ class HelpApi:
     def __init__(self, *, settings: Settings, store: TicketStore) -> None:
         self._settings = settings
         self._store = store
+        self._keys = KeyCache(
+            store.find_api_key, ttl_seconds=settings.key_cache_seconds
+        )
         self._rate_limiter = store.rate_limiter(
             rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         )
@@ -194,7 +198,7 @@ class HelpApi:
         key = await authenticate(
             request.headers,
             permission=operation.permission,
-            find_key=self._store.find_api_key,
+            find_key=self._keys.find,
         )
         request.api_key = key
         call = Call.start(request, key, settings=self._settings, store=self._store)
