@@ -32,7 +32,10 @@ class Settings:
     ``<database file name>.files/``; with PostgreSQL it must be set, to a
     directory every node shares. ``key_cache_seconds``
     (``HELPLINE_KEY_CACHE_SECONDS``) is how long a node remembers an API key it
-    looked up, and so how long a revoked key may still work. ``db_pool_size``,
+    looked up, and so how long a revoked key may still work. ``trusted_proxies``
+    (``HELPLINE_TRUSTED_PROXIES``, comma-separated addresses or CIDR ranges) are
+    the proxies whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` the console
+    believes. ``db_pool_size``,
     ``db_connect_timeout`` and ``db_statement_timeout`` (seconds) shape a
     PostgreSQL node's connection pool.
     """
@@ -47,6 +50,7 @@ class Settings:
     rate_limit_burst: int = 100
     max_pending_writes: int = 10_000
     key_cache_seconds: float = 2.0
+    trusted_proxies: tuple[str, ...] = ()
     db_pool_size: int = _POOL.size
     db_connect_timeout: float = _POOL.connect_timeout
     db_statement_timeout: float = _POOL.statement_timeout
@@ -103,6 +107,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_pending_writes=_number(
             env, "HELPLINE_MAX_PENDING_WRITES", defaults.max_pending_writes
         ),
+        trusted_proxies=_names(env, "HELPLINE_TRUSTED_PROXIES"),
         key_cache_seconds=_number(
             env, "HELPLINE_KEY_CACHE_SECONDS", defaults.key_cache_seconds, kind=float
         ),

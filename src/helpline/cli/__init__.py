@@ -1,11 +1,12 @@
 """``helpline``: the operator's command line (serve, database, organizations, keys,
-tickets). Results go to stdout; messages for the operator go to stderr."""
+tickets, agents). Results go to stdout; messages for the operator go to stderr."""
 
 from __future__ import annotations
 
 import click
 
 from helpline.cli.admin import keys, orgs
+from helpline.cli.agents import agents
 from helpline.cli.attachments import attachments
 from helpline.cli.database import db
 from helpline.cli.feedback import feedback
@@ -26,6 +27,7 @@ cli.add_command(keys)
 cli.add_command(tickets)
 cli.add_command(attachments)
 cli.add_command(feedback)
+cli.add_command(agents)
 
 
 def main() -> None:

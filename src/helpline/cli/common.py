@@ -51,11 +51,22 @@ def migrated(database_url: str) -> None:
         engine.dispose()
 
 
+StoreT = TypeVar("StoreT", bound=AdminStore)
+
+
 @contextmanager
 def admin_store(database_url: str) -> Iterator[AdminStore]:
     """The migrated database, with storage failures turned into command errors."""
+    with opened(database_url, AdminStore) as store:
+        yield store
+
+
+@contextmanager
+def opened(database_url: str, kind: type[StoreT]) -> Iterator[StoreT]:
+    """A store of ``kind`` on the migrated database, with storage failures turned
+    into command errors."""
     migrated(database_url)
-    store = AdminStore(database_url)
+    store = kind(database_url)
     try:
         yield store
     except StorageError as problem:

@@ -32,6 +32,9 @@ from helpline.storage.store import TicketStore
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Everything under this path is the agents' console (``helpline.console``).
+CONSOLE_PREFIX = "/console"
 
 log = structlog.get_logger("helpline.http")
 _MAX_REQUEST_ID_LENGTH = 128
@@ -74,9 +77,16 @@ OPERATIONS = {
 class HelpApi:
     """The ASGI application. Its lifespan starts and closes the store."""
 
-    def __init__(self, *, settings: Settings, store: TicketStore) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: TicketStore,
+        console: AsgiApp | None = None,
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._console = console
         self._keys = KeyCache(
             store.find_api_key, ttl_seconds=settings.key_cache_seconds
         )
@@ -93,6 +103,12 @@ class HelpApi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            path: str = scope["path"]
+            if self._console is not None and (
+                path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
+            ):
+                await self._console(scope, receive, send)
+                return
             await self._serve_http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)

@@ -33,6 +33,7 @@ from helpline.storage.schema import (
     organizations,
     rma_requests,
     ticket_events,
+    ticket_status_counts,
     tickets,
 )
 
@@ -241,6 +242,8 @@ class AdminStore:
             if before.is_open != status.is_open:
                 change = 1 if status.is_open else -1
                 _count_open(connection, found.organization_id, change)
+            _count_status(connection, found.organization_id, before, -1)
+            _count_status(connection, found.organization_id, status, 1)
             connection.execute(
                 ticket_events.insert().values(
                     ticket_id=ticket_id,
@@ -436,5 +439,26 @@ def _count_open(connection: sa.Connection, organization_id: int, change: int) ->
         connection.execute(
             organization_counters.insert().values(
                 organization_id=organization_id, open_tickets=max(change, 0)
+            )
+        )
+
+
+def _count_status(
+    connection: sa.Connection, organization_id: int, status: TicketStatus, change: int
+) -> None:
+    key = (ticket_status_counts.c.organization_id == organization_id) & (
+        ticket_status_counts.c.status == status.value
+    )
+    updated = connection.execute(
+        ticket_status_counts.update()
+        .where(key)
+        .values(tickets=ticket_status_counts.c.tickets + change)
+    )
+    if updated.rowcount == 0:
+        connection.execute(
+            ticket_status_counts.insert().values(
+                organization_id=organization_id,
+                status=status.value,
+                tickets=max(change, 0),
             )
         )

@@ -33,7 +33,7 @@ from helpline.domain.feedback import NewFeedback
 from helpline.domain.idempotency import IDEMPOTENCY_WINDOW_MS, IdempotencyClaim
 from helpline.domain.keys import ApiKey
 from helpline.domain.ratelimit import retry_after_seconds
-from helpline.domain.tickets import NewTicket
+from helpline.domain.tickets import NewTicket, TicketStatus
 from helpline.storage.engine import PoolSettings, postgres_dsn
 from helpline.storage.errors import StorageUnavailable
 from helpline.storage.listing import EARLIEST_MS, LATEST_MS
@@ -98,6 +98,12 @@ INSERT INTO organization_counters AS counter (organization_id, open_tickets)
 SELECT * FROM unnest($1::integer[], $2::integer[])
 ON CONFLICT (organization_id)
 DO UPDATE SET open_tickets = counter.open_tickets + excluded.open_tickets
+"""
+_COUNT_STATUSES = """
+INSERT INTO ticket_status_counts AS counter (organization_id, status, tickets)
+SELECT * FROM unnest($1::integer[], $2::text[], $3::integer[])
+ON CONFLICT (organization_id, status)
+DO UPDATE SET tickets = counter.tickets + excluded.tickets
 """
 # Takes the key unless a live claim holds it; waits while another transaction's
 # claim on it is uncommitted. An expired claim is taken over.
@@ -187,17 +193,29 @@ class PostgresTransaction:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection
         self._open_tickets: Counter[int] = Counter()
+        self._statuses: Counter[tuple[int, str]] = Counter()
 
-    def count_open_ticket(self, organization_id: int) -> None:
-        self._open_tickets[organization_id] += 1
+    def count_new_ticket(self, organization_id: int, status: TicketStatus) -> None:
+        if status.is_open:
+            self._open_tickets[organization_id] += 1
+        self._statuses[organization_id, status.value] += 1
 
     async def add_counters(self) -> None:
-        """Add this batch's counts, one row per organization, in id order."""
-        changed = sorted(item for item in self._open_tickets.items() if item[1])
-        if changed:
-            organizations, counts = zip(*changed, strict=True)
+        """Add this batch's counts, one row each, in key order."""
+        open_tickets = sorted(self._open_tickets.items())
+        if open_tickets:
+            organizations, counts = zip(*open_tickets, strict=True)
             await self.connection.execute(
                 _COUNT_OPEN_TICKETS, list(organizations), list(counts)
+            )
+        statuses = sorted(self._statuses.items())
+        if statuses:
+            keys, counts = zip(*statuses, strict=True)
+            await self.connection.execute(
+                _COUNT_STATUSES,
+                [organization for organization, _ in keys],
+                [status for _, status in keys],
+                list(counts),
             )
 
 
@@ -547,8 +565,7 @@ async def _write_ticket(transaction: PostgresTransaction, ticket: NewTicket) -> 
     ticket_id: int = await connection.fetchval(
         _INSERT_TICKET, *ticket_row(ticket), after
     )
-    if ticket.status.is_open:
-        transaction.count_open_ticket(ticket.organization_id)
+    transaction.count_new_ticket(ticket.organization_id, ticket.status)
     if ticket.rma is not None:
         await connection.execute(
             _INSERT_RMA, ticket_id, *dataclasses.astuple(ticket.rma)

@@ -109,6 +109,7 @@ class TicketRecord:
     created_at_ms: int
     updated_at_ms: int
     is_open: bool
+    assignee_agent_id: int | None = None
     events: tuple[TicketEvent, ...] = ()
     attachments: tuple[AttachmentRecord, ...] = ()
     rma: RmaDetails | None = None

@@ -61,6 +61,9 @@ tickets = sa.Table(
     sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
     # 1 while the status counts as open (Open, Pending): the listings' index key.
     sa.Column("is_open", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column(
+        "assignee_agent_id", sa.Integer, sa.ForeignKey("agents.id"), nullable=True
+    ),
     sa.Index("ix_tickets_organization_created", "organization_id", "created_at_ms"),
     sa.Index(
         "ix_tickets_open_by_organization",
@@ -69,6 +72,9 @@ tickets = sa.Table(
         "created_at_ms",
         "id",
     ),
+    sa.Index("ix_tickets_created", "created_at_ms", "id"),
+    sa.Index("ix_tickets_status_created", "status", "created_at_ms", "id"),
+    sa.Index("ix_tickets_assignee_created", "assignee_agent_id", "created_at_ms", "id"),
     sa.Index(
         "ix_tickets_open_by_submitter",
         "organization_id",
@@ -179,4 +185,67 @@ rate_limit_buckets = sa.Table(
     sa.Column("tokens", sa.Float, nullable=False),
     sa.Column("refilled_at_ms", sa.BigInteger, nullable=False),
     sa.Column("granted", sa.Boolean, nullable=False),
+)
+
+# The agent console (migration 0004). Full-text search over tickets lives beside
+# these, outside SQLAlchemy's view: an FTS5 table on SQLite, a GIN index on
+# PostgreSQL (see the migration).
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("disabled_at_ms", sa.BigInteger, nullable=True),
+)
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    # SHA-256 of the cookie's token: the token itself is never stored.
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_console_sessions_agent_id", "agent_id"),
+)
+
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # "email:<address>" or "address:<client address>".
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("failed_at_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_login_failures_subject", "subject", "failed_at_ms"),
+)
+
+ticket_messages = sa.Table(
+    "ticket_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id"), nullable=False),
+    # "reply" (public, mailed to the requester) or "note" (internal only).
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_ticket_messages_ticket_id", "ticket_id"),
+)
+
+ticket_status_counts = sa.Table(
+    "ticket_status_counts",
+    metadata,
+    sa.Column(
+        "organization_id",
+        sa.Integer,
+        sa.ForeignKey("organizations.id"),
+        primary_key=True,
+    ),
+    sa.Column("status", sa.String(20), primary_key=True),
+    sa.Column("tickets", sa.Integer, nullable=False),
 )

@@ -29,6 +29,10 @@ _COUNT_OPEN_TICKET = """
 INSERT INTO organization_counters (organization_id, open_tickets) VALUES (?, 1)
 ON CONFLICT (organization_id) DO UPDATE SET open_tickets = open_tickets + 1
 """
+_COUNT_STATUS = """
+INSERT INTO ticket_status_counts (organization_id, status, tickets) VALUES (?, ?, 1)
+ON CONFLICT (organization_id, status) DO UPDATE SET tickets = tickets + 1
+"""
 _INSERT_RMA = """
 INSERT INTO rma_requests (
     ticket_id, contact_name, contact_phone_number, device_name, problem,
@@ -159,6 +163,7 @@ def _write_ticket(connection: sqlite3.Connection, ticket: NewTicket) -> int:
     )
     if ticket.status.is_open:
         connection.execute(_COUNT_OPEN_TICKET, (ticket.organization_id,))
+    connection.execute(_COUNT_STATUS, (ticket.organization_id, ticket.status.value))
     if ticket.rma is not None:
         connection.execute(_INSERT_RMA, (ticket_id, *dataclasses.astuple(ticket.rma)))
     if ticket.attachment is not None:
