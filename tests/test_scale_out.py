@@ -7,6 +7,8 @@ import asyncio
 import collections
 import concurrent.futures
 import itertools
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -216,3 +218,45 @@ def test_nodes_starting_together_on_an_empty_database_migrate_and_bootstrap_once
 
     assert printed_keys == 1
     assert organizations == [("default",)]
+
+
+def test_two_workers_of_one_serve_share_the_port_and_the_database(
+    database: str, tmp_path: Path
+) -> None:
+    headers = add_key(database)
+    files = tmp_path / "files"
+    node = ServerProcess(
+        tmp_path,
+        "--database",
+        database,
+        "--workers",
+        "2",
+        environment={"HELPLINE_BLOB_DIR": str(files)},
+    )
+    try:
+        answers = [
+            httpx.post(
+                f"{node.url}/api/help/ticket", json=VALID_REQUEST, headers=headers
+            )
+            for _ in range(40)
+        ]
+    finally:
+        node.stop()
+
+    assert {answer.status_code for answer in answers} == {200}
+    assert len(stored_tickets(database)) == 40
+    assert "with 2 workers" in node.stderr
+
+
+def test_more_than_one_worker_on_sqlite_is_refused(tmp_path: Path) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "helpline", "serve", "--workers", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert refused.returncode == 2
+    assert "--workers above 1 needs PostgreSQL" in refused.stderr

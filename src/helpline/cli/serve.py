@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import click
 import uvicorn
 
@@ -11,9 +14,11 @@ from helpline.domain.clock import now_ms
 from helpline.domain.keys import issue_key
 from helpline.domain.organizations import DEFAULT_ORGANIZATION
 from helpline.http import create_app
+from helpline.http.app import HelpApi
 from helpline.observability import configure_logging
 from helpline.storage.admin import AdminStore
 from helpline.storage.blobs import blob_root_for
+from helpline.storage.engine import is_sqlite
 
 BOOTSTRAP_USER = "admin@localhost"
 
@@ -23,14 +28,26 @@ BOOTSTRAP_USER = "admin@localhost"
 @click.option(
     "--port", default=None, type=click.IntRange(0, 65535), help="[default: 8080]"
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes sharing the port (PostgreSQL only: SQLite has one writer).",
+)
 @database_option
-def serve(host: str | None, port: int | None, database_url: str) -> None:
+def serve(host: str | None, port: int | None, workers: int, database_url: str) -> None:
     """Serve the Help Webservice API (HELPLINE_* variables configure it)."""
     try:
         settings = load_settings().with_overrides(
             host=host, port=port, database_url=database_url
         )
         blob_root_for(settings.database_url, settings.blob_dir)
+        if workers > 1 and is_sqlite(settings.database_url):
+            raise ConfigError(
+                "--workers above 1 needs PostgreSQL: an SQLite file takes writes "
+                "from one process; run one worker, or move with helpline db copy"
+            )
     except (ConfigError, ValueError) as problem:
         raise click.UsageError(str(problem)) from None
     configure_logging(log_format=settings.log_format)
@@ -38,25 +55,54 @@ def serve(host: str | None, port: int | None, database_url: str) -> None:
     migrated(settings.database_url)
     _bootstrap(settings)
 
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-        # Helpline reads no client address yet, so it trusts no forwarding header.
-        proxy_headers=False,
-    )
     click.echo(
         f"Helpline is serving http://{settings.host}:{settings.port} "
-        f"on {settings.database_url}",
+        f"on {settings.database_url}"
+        + (f" with {workers} workers" if workers > 1 else ""),
         err=True,
     )
-    uvicorn.Server(config).run()
+    if workers == 1:
+        uvicorn.Server(_uvicorn_config(create_app(settings), settings)).run()
+        return
+    # Each worker process builds its app from the environment: hand the flags on.
+    os.environ.update(
+        HELPLINE_DATABASE_URL=settings.database_url,
+        HELPLINE_HOST=settings.host,
+        HELPLINE_PORT=str(settings.port),
+    )
+    uvicorn.run(
+        "helpline.cli.serve:app_from_environment",
+        factory=True,
+        workers=workers,
+        **_uvicorn_options(settings),
+    )
+
+
+def app_from_environment() -> HelpApi:
+    """The app of one worker process of ``serve --workers``."""
+    settings = load_settings()
+    configure_logging(log_format=settings.log_format)
+    return create_app(settings)
+
+
+def _uvicorn_config(app: HelpApi, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(app, **_uvicorn_options(settings))
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": "warning",
+        "server_header": False,
+        # The API reads no client address, so it trusts no forwarding header; the
+        # console reads them itself, from HELPLINE_TRUSTED_PROXIES only.
+        "proxy_headers": False,
+    }
 
 
 def _bootstrap(settings: Settings) -> None:
