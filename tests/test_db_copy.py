@@ -27,6 +27,7 @@ from helpline.domain.idempotency import IDEMPOTENCY_WINDOW_MS
 from helpline.domain.tickets import TicketStatus
 from helpline.storage.admin import AdminStore
 from helpline.storage.backup import backup_sqlite
+from helpline.storage.console import ConsoleStore
 from helpline.storage.copy import copied_tables, copy_database
 from helpline.storage.engine import make_engine, sqlite_file
 
@@ -145,6 +146,28 @@ def show_ticket(url: str, ticket_id: int) -> dict[str, Any]:
     return shown
 
 
+def work_in_the_console(url: str, ticket_id: int) -> None:
+    """An agent signs in, fails once, assigns the ticket to themself and replies."""
+    console = ConsoleStore(url)
+    try:
+        agent = console.create_agent(
+            email="ana@support.example",
+            name="Ana",
+            password_hash="$argon2id$not-a-real-hash",
+            now_ms=now_ms(),
+        )
+        console.note_login_failure(["email:ana@support.example"], now_ms=now_ms())
+        console.create_session(
+            agent_id=agent.id, digest="0" * 64, csrf_token="c", now_ms=now_ms()
+        )
+        console.assign(ticket_id, agent.id, by=agent, now_ms=now_ms())
+        console.add_message(
+            ticket_id, kind="reply", body="On it.", by=agent, now_ms=now_ms()
+        )
+    finally:
+        console.close()
+
+
 @pytest.fixture
 def empty_postgres(postgres: PostgresDatabases) -> Iterator[str]:
     """A new PostgreSQL database without any table."""
@@ -183,6 +206,7 @@ def source(
     admin.set_status(
         first["ticketId"], TicketStatus.SOLVED, actor="operator", now_ms=now_ms()
     )
+    work_in_the_console(database_url, first["ticketId"])
     # Stopped, so its bookkeeping (a key's last use) cannot change rows mid-test.
     server.stop()
     ids = [body["ticketId"] for body in (first, rma, with_file, theirs)]
@@ -205,7 +229,7 @@ def test_copy_to_postgres_keeps_every_row_and_id(
     assert copied == original
     assert null_json_counts(empty_postgres) == null_json_counts(source.url)
     assert re.search(r"^tickets\s+4 → 4$", result.stderr, re.MULTILINE)
-    assert re.search(r"^ticket_events\s+5 → 5$", result.stderr, re.MULTILINE)
+    assert re.search(r"^ticket_events\s+7 → 7$", result.stderr, re.MULTILINE)
     assert "rate_limit_buckets" not in result.stderr
 
 
@@ -304,7 +328,7 @@ def test_copy_in_batches_of_two_keeps_every_row(
     counts = copy_database(source.url, empty_postgres, now_ms=now_ms(), batch_rows=2)
 
     assert table_rows(empty_postgres) == table_rows(source.url)
-    assert {count.table: count.target for count in counts}["ticket_events"] == 5
+    assert {count.table: count.target for count in counts}["ticket_events"] == 7
 
 
 @pytest.mark.backends("sqlite")

@@ -585,8 +585,9 @@ def _record(
             ticket_id=ticket_id,
             kind=kind,
             actor=by.email,
-            before=before,
-            after=after,
+            # SQL NULL for "nothing", as the API writes it, not the JSON text null.
+            before=sa.null() if before is None else before,
+            after=sa.null() if after is None else after,
             created_at_ms=now_ms,
         )
     )
