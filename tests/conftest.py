@@ -242,6 +242,8 @@ class LiveServer:
             lifespan="on",
             access_log=False,
             log_level="warning",
+            # As helpline serve runs: the console reads forwarding headers itself.
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -25,13 +25,12 @@ import pytest
 from helpline.storage.admin import AdminStore
 
 from .conftest import PostgresDatabases, organization_with_key
+from .packages import debian_program
 from .processes import ServerProcess, free_port
 
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "helpline.conf"
 # Debian's nginx; nginx-light is the same binary plus a module Helpline does not use.
 NGINX_PACKAGE = "nginx"
-POLICY_RC = Path("/usr/sbin/policy-rc.d")
-APT_TIMEOUT_S = 240
 TICKET = {"subject": "Camera offline", "body": "It does not connect."}
 MIB = 1024 * 1024
 
@@ -46,70 +45,10 @@ def find_nginx() -> str | None:
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
 
 
-@contextlib.contextmanager
-def services_held_back() -> Iterator[None]:
-    """While inside, Debian's maintainer scripts start no service: the nginx
-    package would otherwise start one on port 80. A policy already in place is
-    left as it is."""
-    if POLICY_RC.exists():
-        yield
-        return
-    POLICY_RC.write_text(
-        "#!/bin/sh\n# Start no service while the tests install.\nexit 101\n"
-    )
-    POLICY_RC.chmod(0o755)
-    try:
-        yield
-    finally:
-        POLICY_RC.unlink()
-
-
-def apt_get(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["apt-get", "-q", *arguments],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        timeout=APT_TIMEOUT_S,
-        check=False,
-    )
-
-
-def install_nginx() -> str | None:
-    """Install Debian's nginx package; None once done, else why it could not be."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return "nginx is not installed, and installing it needs root and apt-get"
-    install = ("install", "-y", "--no-install-recommends", NGINX_PACKAGE)
-    try:
-        with services_held_back():
-            result = apt_get(*install)
-            if result.returncode != 0:
-                # The package lists may be missing or out of date.
-                apt_get("update")
-                result = apt_get(*install)
-    except subprocess.TimeoutExpired:
-        return f"apt-get took over {APT_TIMEOUT_S} s to install {NGINX_PACKAGE}"
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip().splitlines()
-        return f"apt-get install {NGINX_PACKAGE} failed: {' / '.join(output[-3:])}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def nginx_binary() -> str:
-    """The nginx program, installed first if missing; without it the tests fail
-    where PostgreSQL is required (CI), and are skipped elsewhere."""
-    found = find_nginx()
-    if found is not None:
-        return found
-    problem = install_nginx()
-    found = find_nginx()
-    if found is not None:
-        return found
-    reason = problem or f"nginx is still missing after installing {NGINX_PACKAGE}"
-    if os.environ.get("HELPLINE_TEST_REQUIRE_POSTGRES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    """The nginx program, installed first if missing."""
+    return debian_program(find_nginx, NGINX_PACKAGE)
 
 
 # nginx as a process, unprivileged

@@ -5,6 +5,7 @@ Every setting has a documented default, so an empty environment serves.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -107,7 +108,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_pending_writes=_number(
             env, "HELPLINE_MAX_PENDING_WRITES", defaults.max_pending_writes
         ),
-        trusted_proxies=_names(env, "HELPLINE_TRUSTED_PROXIES"),
+        trusted_proxies=_networks(env, "HELPLINE_TRUSTED_PROXIES"),
         key_cache_seconds=_number(
             env, "HELPLINE_KEY_CACHE_SECONDS", defaults.key_cache_seconds, kind=float
         ),
@@ -142,3 +143,16 @@ def _number(env: Mapping[str, str], name: str, default: N, *, kind: type[N] = in
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = env.get(name, "")
     return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR ranges, each checked."""
+    networks = _names(env, name)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must list addresses or CIDR ranges, not {network!r}"
+            ) from None
+    return networks

@@ -121,6 +121,7 @@ def _bootstrap(settings: Settings) -> None:
     if not created:
         return
     url = f"http://{settings.host}:{settings.port}/api/help/ticket"
+    console = f"http://{settings.host}:{settings.port}/console"
     click.echo(
         f"""
 ================================================================================
@@ -136,6 +137,9 @@ def _bootstrap(settings: Settings) -> None:
        -H "x-auth-apikey: $HELPLINE_API_KEY" \\
        -H 'x-auth-scheme: api-token' \\
        -d '{{"subject": "Camera connectivity issue", "body": "It is offline."}}'
+
+ The support team works the queue at {console}
+ after creating an agent:  helpline agents create you@example.com
 ================================================================================
 """
     )

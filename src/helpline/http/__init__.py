@@ -1,14 +1,17 @@
-"""The HTTP edge: the Help Webservice API over ASGI."""
+"""The HTTP edge: the Help Webservice API over ASGI, with the agents' console
+under ``/console``."""
 
 from __future__ import annotations
 
 from helpline.config import Settings
+from helpline.console import create_console
 from helpline.http.app import HelpApi
 from helpline.storage.store import open_store
 
 
 def create_app(settings: Settings) -> HelpApi:
-    """The API application over a store for ``settings.database_url``.
+    """The API application over a store for ``settings.database_url``, with the
+    console beside it.
 
     The schema must already be migrated; the app's lifespan starts the store.
     """
@@ -17,4 +20,4 @@ def create_app(settings: Settings) -> HelpApi:
         max_pending_writes=settings.max_pending_writes,
         pool=settings.pool,
     )
-    return HelpApi(settings=settings, store=store)
+    return HelpApi(settings=settings, store=store, console=create_console(settings))

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
@@ -32,7 +32,16 @@ from helpline.storage.store import TicketStore
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class MountedApp(Protocol):
+    """An application served beside the API, closed when the API shuts down."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def close(self) -> None: ...
+
+
 # Everything under this path is the agents' console (``helpline.console``).
 CONSOLE_PREFIX = "/console"
 
@@ -82,7 +91,7 @@ class HelpApi:
         *,
         settings: Settings,
         store: TicketStore,
-        console: AsgiApp | None = None,
+        console: MountedApp | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -128,6 +137,8 @@ class HelpApi:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._store.close()
+                if self._console is not None:
+                    self._console.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

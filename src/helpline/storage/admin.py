@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from helpline.domain.keys import IssuedKey, Permission
 from helpline.domain.rma import RmaDetails
 from helpline.domain.tickets import TicketStatus
-from helpline.storage.engine import hold_schema_lock, make_engine
+from helpline.storage.engine import PoolSettings, hold_schema_lock, make_engine
 from helpline.storage.errors import AlreadyExists, NotFound, StorageUnavailable
 from helpline.storage.records import (
     ApiKeyInfo,
@@ -39,8 +39,8 @@ from helpline.storage.schema import (
 
 
 class AdminStore:
-    def __init__(self, url: str) -> None:
-        self._engine = make_engine(url, immediate=True)
+    def __init__(self, url: str, *, pool: PoolSettings | None = None) -> None:
+        self._engine = make_engine(url, immediate=True, pool=pool)
 
     @property
     def engine(self) -> sa.Engine:
