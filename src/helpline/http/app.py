@@ -26,6 +26,7 @@ from helpline.http.call import Call, Request, Response
 from helpline.http.errors import BAD_STRUCTURE, ApiError, MalformedBody
 from helpline.http.keycache import KeyCache
 from helpline.http.openapi import openapi_document
+from helpline.observability import log_request
 from helpline.storage.errors import Overloaded, StorageUnavailable
 from helpline.storage.store import TicketStore
 
@@ -168,8 +169,7 @@ class HelpApi:
         )
         await send({"type": "http.response.body", "body": response.body})
         key = request.api_key
-        log.info(
-            "request",
+        log_request(
             request_id=request.request_id,
             method=request.method,
             path=request.path,
