@@ -1,14 +1,17 @@
-"""Benchmark Helpline's "create ticket" endpoint against a no-op ASGI baseline.
+"""Benchmark Helpline under load, scenario by scenario, against no-op baselines.
 
-Run through ``bench/run``, which installs wrk and cleans up after a crash. Rounds
-alternate baseline, Helpline, baseline, Helpline, so that a machine that gets
-slower or faster mid-run moves both; each scenario is reported as the median over
-its rounds. Every round starts its own server on a free loopback port and stops
-it afterwards; each Helpline round gets a fresh SQLite file, so rounds are alike
-and its stored tickets can be counted exactly.
+Run through ``bench/run``, which installs wrk and cleans up after a crash. Each
+scenario measures one of Helpline's runs against a reference run: a no-op ASGI
+application served the same way, or for ``million`` Helpline on an empty
+database. Their rounds alternate, A B A B, so that a machine that gets slower or
+faster mid-run moves both; each run is reported as the median over its rounds.
+Every round starts its own server on a free loopback port and stops it
+afterwards; each round that creates tickets gets its own database, so its stored
+tickets can be counted exactly.
 
 Exits 1 when any request failed or the stored tickets do not add up, after
-printing and saving the figures.
+printing and saving the figures. A missed performance target is reported, not
+a failure.
 """
 
 from __future__ import annotations
@@ -17,12 +20,7 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import signal
-import socket
-import sqlite3
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,63 +28,46 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from load import WRK_THREADS, run_wrk
+from report import RoundResult, build_report, print_report
+from scenarios import (
+    LONG_ROUND_SECONDS,
+    SCENARIOS,
+    SEEDED_TICKETS,
+    SHORT_ROUND_SECONDS,
+    Run,
+    plan,
+)
+from seed import SeededDatabase, seed_database
+from servers import (
+    HOST,
+    BenchError,
+    Database,
+    Server,
+    check_postgres,
+    fresh_postgres_database,
+    peak_rss_mib,
+    running_helpline,
+    running_noop,
+    sqlite_url,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-VENV_BIN = REPO / ".venv" / "bin"
-LUA_SCRIPT = BENCH_DIR / "create_ticket.lua"
 RESULTS = BENCH_DIR / "results" / "latest.json"
 
-HOST = "127.0.0.1"
-WRK_THREADS = 2
-READY_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 10.0
-# The baseline checks no key; wrk's script still needs one to send.
-BASELINE_API_KEY = "hlk_baseline_unchecked"
-API_KEY_LINE = re.compile(r"export HELPLINE_API_KEY=(hlk_[A-Za-z0-9_-]+)")
-SCENARIOS = ("baseline", "helpline")
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run; the message says what to look at."""
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    pid: int
-    port: int
-    api_key: str
-
 
 @dataclass(slots=True)
-class WrkFigures:
-    completed: int
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-    socket_errors: dict[str, int]
-    non_2xx: int
-    not_success: int
+class Context:
+    """What rounds share: the work folder, and the seeded database if any."""
 
-    @property
-    def errors(self) -> int:
-        return sum(self.socket_errors.values()) + self.non_2xx + self.not_success
-
-    @property
-    def successes(self) -> int:
-        return self.completed - self.non_2xx - self.not_success
-
-
-@dataclass(slots=True)
-class RoundResult:
-    scenario: str
-    round: int
-    wrk: WrkFigures
-    peak_rss_mib: float
-    stored_tickets: int | None = None
-    server_statuses: dict[str, int] = field(default_factory=dict)
+    workdir: Path
+    seeded: SeededDatabase | None = None
+    listing_database: Database | None = None
+    postgres_databases: int = 0
 
 
 def main() -> int:
@@ -104,18 +85,45 @@ def _parse_options() -> argparse.Namespace:
         prog="bench/run", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--duration", type=_at_least(1), default=8, help="seconds per round [8]"
+        "--scenario",
+        action="append",
+        choices=list(SCENARIOS),
+        metavar="NAME",
+        help=f"{', '.join(SCENARIOS)}; repeatable [all]",
     )
     parser.add_argument(
-        "--rounds", type=_at_least(1), default=2, help="rounds per scenario [2]"
+        "--duration",
+        type=_at_least(1),
+        metavar="S",
+        help=f"seconds per round [{LONG_ROUND_SECONDS}; listings and "
+        f"connections256: {SHORT_ROUND_SECONDS}]",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_at_least(1),
+        default=2,
+        metavar="N",
+        help="rounds per run [2]",
     )
     parser.add_argument(
         "--connections",
         type=_at_least(WRK_THREADS),
         default=64,
-        help="open connections [64]",
+        metavar="C",
+        help="connections of sqlite, postgres and million [64]",
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--tickets",
+        type=_at_least(2),
+        default=SEEDED_TICKETS,
+        metavar="N",
+        help=f"tickets seeded for million and listings [{SEEDED_TICKETS}]",
+    )
+    options = parser.parse_args()
+    options.scenario = [
+        name for name in SCENARIOS if name in (options.scenario or SCENARIOS)
+    ]
+    return options
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -135,247 +143,183 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 def _run(options: argparse.Namespace, *, workdir: Path) -> int:
     started = time.time()
-    results: list[RoundResult] = []
-    for round_number in range(1, options.rounds + 1):
-        for scenario in SCENARIOS:
-            print(f"bench: round {round_number}, {scenario} ...", file=sys.stderr)
-            results.append(
-                _run_round(
-                    scenario=scenario,
-                    round_number=round_number,
-                    options=options,
-                    workdir=workdir,
-                )
-            )
+    if "postgres" in options.scenario:
+        check_postgres()
+    context = Context(workdir=workdir)
+    if {"million", "listings"} & set(options.scenario):
+        context.seeded = _seed(options, workdir=workdir)
 
-    report = _report(results, options=options, started=started)
-    _print_report(report)
+    groups = plan(options, seeded=context.seeded)
+    results: list[RoundResult] = []
+    for group in groups:
+        results += _measure(group, rounds=options.rounds, context=context)
+
+    report = build_report(
+        results,
+        runs=[run for group in groups for run in group],
+        scenarios=options.scenario,
+        settings={
+            "rounds": options.rounds,
+            "duration_seconds": options.duration,
+            "connections": options.connections,
+            "seeded_tickets": options.tickets,
+        },
+        seeded=context.seeded,
+        started=started,
+    )
+    print_report(report)
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(f"\nSaved to {RESULTS.relative_to(REPO)}")
     return 1 if report["problems"] else 0
 
 
-def _run_round(
-    *, scenario: str, round_number: int, options: argparse.Namespace, workdir: Path
-) -> RoundResult:
-    round_dir = workdir / f"{scenario}-{round_number}"
-    round_dir.mkdir()
-    with _running_server(scenario, round_dir=round_dir, pid_dir=workdir) as server:
-        figures = _run_wrk(
-            server, options=options, round_dir=round_dir, pid_dir=workdir
-        )
-        peak_rss_mib = _peak_rss_mib(server.pid)
-
-    result = RoundResult(
-        scenario=scenario, round=round_number, wrk=figures, peak_rss_mib=peak_rss_mib
+def _seed(options: argparse.Namespace, *, workdir: Path) -> SeededDatabase:
+    print(f"bench: seeding {options.tickets:,} tickets ...", file=sys.stderr)
+    seed_dir = workdir / "seed"
+    seed_dir.mkdir()
+    seeded = seed_database(
+        seed_dir / "seeded.db", tickets=options.tickets, pid_dir=workdir
     )
-    if scenario == "helpline":
-        result.stored_tickets = _count_tickets(round_dir / "bench.db")
-        result.server_statuses = _logged_statuses(round_dir / "requests.log")
+    # Let the written file reach the disk now rather than during a round.
+    os.sync()
+    print(
+        f"bench: seeded {seeded.tickets:,} tickets in {seeded.seconds:.1f} s",
+        file=sys.stderr,
+    )
+    return seeded
+
+
+def _measure(runs: list[Run], *, rounds: int, context: Context) -> list[RoundResult]:
+    results = []
+    for round_number in range(1, rounds + 1):
+        for run in runs:
+            print(
+                f"bench: round {round_number} of {rounds}, {run.name} "
+                f"({run.description}) ...",
+                file=sys.stderr,
+            )
+            results.append(_run_round(run, round_number=round_number, context=context))
+    return results
+
+
+def _run_round(run: Run, *, round_number: int, context: Context) -> RoundResult:
+    round_dir = context.workdir / f"{run.name.replace('/', '-')}-{round_number}"
+    round_dir.mkdir()
+    with _database_for(run, round_dir=round_dir, context=context) as database:
+        with _server_for(
+            run, database, round_dir=round_dir, pid_dir=context.workdir
+        ) as server:
+            listed = _probe(server, run.probe) if run.probe else None
+            figures = run_wrk(
+                server, run.load, output=round_dir / "wrk.txt", pid_dir=context.workdir
+            )
+            processes = peak_rss_mib(server)
+
+        result = RoundResult(
+            run=run.name,
+            round=round_number,
+            wrk=figures,
+            peak_rss_mib=sum(processes.values()),
+            processes_rss_mib=processes,
+            listed=listed,
+        )
+        # Counted once the server has stopped, so that it finished every write.
+        if run.creates_tickets and database is not None:
+            stored = database.count_tickets() - database.tickets_before
+            result.stored_tickets = stored
+            result.server_statuses = _logged_statuses(round_dir / "requests.log")
     return result
 
 
 @contextlib.contextmanager
-def _running_server(
-    scenario: str, *, round_dir: Path, pid_dir: Path
-) -> Iterator[Server]:
-    """Start the scenario's server, wait until it answers, and always stop it."""
-    port = _free_port()
-    if scenario == "baseline":
-        command = [
-            str(VENV_BIN / "uvicorn"),
-            *("--app-dir", str(BENCH_DIR), "noop_app:app"),
-            *("--host", HOST, "--port", str(port)),
-            *("--loop", "uvloop", "--http", "httptools", "--workers", "1"),
-            *("--no-access-log", "--log-level", "warning", "--no-server-header"),
-        ]
-        env = _environment()
+def _database_for(
+    run: Run, *, round_dir: Path, context: Context
+) -> Iterator[Database | None]:
+    if run.database == "none":
+        yield None
+    elif run.database == "empty":
+        yield Database(sqlite_url(round_dir / "bench.db"))
+    elif run.database == "seeded":
+        assert context.seeded is not None  # noqa: S101
+        copy = round_dir / "bench.db"
+        try:
+            yield context.seeded.copy_to(copy)
+        finally:
+            # Half a gigabyte per round: no need to keep it until the run ends.
+            for path in (copy, *round_dir.glob("bench.db-*")):
+                path.unlink(missing_ok=True)
+    elif run.database == "seeded-shared":
+        assert context.seeded is not None  # noqa: S101
+        if context.listing_database is None:
+            copy = context.workdir / "listings" / "bench.db"
+            copy.parent.mkdir()
+            context.listing_database = context.seeded.copy_to(copy)
+        yield context.listing_database
     else:
-        command = [
-            str(VENV_BIN / "helpline"),
-            *("serve", "--host", HOST, "--port", str(port)),
-            *("--database", f"sqlite:///{round_dir / 'bench.db'}"),
-        ]
-        env = _environment(HELPLINE_RATE_LIMIT_PER_SECOND="0")
-
-    stdout, stderr = round_dir / "stdout.txt", round_dir / "requests.log"
-    with _tracked_process(
-        command, env=env, stdout=stdout, stderr=stderr, pid_dir=pid_dir
-    ) as process:
-        _wait_until_ready(process, port=port, log=stderr)
-        api_key = BASELINE_API_KEY
-        if scenario == "helpline":
-            api_key = _printed_api_key(stdout)
-        yield Server(pid=process.pid, port=port, api_key=api_key)
+        context.postgres_databases += 1
+        name = f"helpline_bench_{os.getpid()}_{context.postgres_databases}"
+        with fresh_postgres_database(name, pid_dir=context.workdir) as url:
+            yield Database(url)
 
 
 @contextlib.contextmanager
-def _tracked_process(
-    command: list[str],
-    *,
-    env: dict[str, str],
-    stdout: Path,
-    stderr: Path | None,
-    pid_dir: Path,
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a process writing to files (stderr None: into stdout's), and always
-    stop it."""
-    with contextlib.ExitStack() as files:
-        out = files.enter_context(stdout.open("wb"))
-        err = files.enter_context(stderr.open("wb")) if stderr else subprocess.STDOUT
-        process = subprocess.Popen(  # noqa: S603 (our own argument list)
-            command, stdout=out, stderr=err, env=env, cwd=stdout.parent
-        )
-    # bench/run kills what these files name if this driver dies before it can.
-    pidfile = pid_dir / f"{process.pid}.pid"
-    pidfile.write_text(str(process.pid))
-    try:
-        yield process
-    finally:
-        _stop(process)
-        pidfile.unlink()
-
-
-def _environment(**settings: str) -> dict[str, str]:
-    """This process's environment without the caller's HELPLINE_* settings, so
-    that every run measures Helpline's defaults plus ``settings``."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("HELPLINE_")
-    }
-    return inherited | settings
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until_ready(
-    process: subprocess.Popen[bytes], *, port: int, log: Path
-) -> None:
-    url = f"http://{HOST}:{port}/readyz"
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(
-                f"the server exited with {process.returncode}:\n{_tail(log)}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.05)
-    raise BenchError(
-        f"{url} did not answer 200 in {READY_TIMEOUT_SECONDS:.0f} s:\n{_tail(log)}"
-    )
-
-
-def _printed_api_key(stdout: Path) -> str:
-    match = API_KEY_LINE.search(stdout.read_text())
-    if match is None:
-        raise BenchError(f"helpline serve printed no API key:\n{_tail(stdout)}")
-    return match.group(1)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    """The end of a file, for error messages: bench/run removes its files on exit."""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
+def _server_for(
+    run: Run, database: Database | None, *, round_dir: Path, pid_dir: Path
+) -> Iterator[Server]:
+    if database is None:
+        with running_noop(
+            workers=run.workers, round_dir=round_dir, pid_dir=pid_dir
+        ) as server:
+            yield server
         return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+
+    extra_env = {}
+    if run.database == "postgres":
+        blobs = round_dir / "blobs"
+        blobs.mkdir()
+        extra_env["HELPLINE_BLOB_DIR"] = str(blobs)
+    with running_helpline(
+        database,
+        workers=run.workers,
+        round_dir=round_dir,
+        pid_dir=pid_dir,
+        extra_env=extra_env,
+    ) as server:
+        yield server
 
 
-def _run_wrk(
-    server: Server, *, options: argparse.Namespace, round_dir: Path, pid_dir: Path
-) -> WrkFigures:
-    command = [
-        "wrk",
-        *("--threads", str(WRK_THREADS), "--connections", str(options.connections)),
-        *("--duration", f"{options.duration}s", "--timeout", "2s", "--latency"),
-        *("--script", str(LUA_SCRIPT), f"http://{HOST}:{server.port}/"),
-    ]
-    output = round_dir / "wrk.txt"
-    env = _environment(BENCH_API_KEY=server.api_key)
-    with _tracked_process(
-        command, env=env, stdout=output, stderr=None, pid_dir=pid_dir
-    ) as wrk:
-        try:
-            returncode = wrk.wait(timeout=options.duration + 30)
-        except subprocess.TimeoutExpired:
-            raise BenchError(f"wrk did not stop:\n{_tail(output)}") from None
-
-    if returncode != 0:
-        raise BenchError(f"wrk exited with {returncode}:\n{_tail(output)}")
-    return parse_wrk_output(output.read_text())
-
-
-def parse_wrk_output(text: str) -> WrkFigures:
-    """The figures of one ``wrk --latency`` run with create_ticket.lua.
-
-    Raises ``BenchError`` when a figure is missing, which means wrk or the Lua
-    script printed something unexpected.
-    """
-    socket_errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
-    found = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+def _probe(server: Server, probe: tuple[str, str]) -> dict[str, object]:
+    """Send a listing request once: how many tickets it lists, and any message."""
+    path, body = probe
+    request = urllib.request.Request(
+        f"http://{HOST}:{server.port}{path}",
+        data=body.encode(),
+        headers={
+            "Content-Type": "application/json",
+            "x-auth-apikey": server.api_key,
+            "x-auth-scheme": "api-token",
+        },
     )
-    if found:
-        socket_errors = dict(zip(socket_errors, map(int, found.groups()), strict=True))
-
-    lua = _required(r"bench-lua: responses=(\d+) non_2xx=(\d+) not_success=(\d+)", text)
-    return WrkFigures(
-        completed=int(_required(r"(\d+) requests in ", text)[0]),
-        requests_per_second=float(_required(r"Requests/sec:\s+([\d.]+)", text)[0]),
-        p50_ms=_milliseconds(*_required(r"\n\s+50%\s+([\d.]+)(us|ms|s|m)\b", text)),
-        p99_ms=_milliseconds(*_required(r"\n\s+99%\s+([\d.]+)(us|ms|s|m)\b", text)),
-        socket_errors=socket_errors,
-        non_2xx=int(lua[1]),
-        not_success=int(lua[2]),
-    )
-
-
-def _required(pattern: str, text: str) -> tuple[str, ...]:
-    found = re.search(pattern, text)
-    if found is None:
-        raise BenchError(f"wrk's output has no match for {pattern!r}:\n{text}")
-    return found.groups()
-
-
-def _milliseconds(value: str, unit: str) -> float:
-    per_unit = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-    return float(value) * per_unit[unit]
-
-
-def _peak_rss_mib(pid: int) -> float:
-    """The process's peak resident memory so far (VmHWM), read while it runs."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-    if found is None:
-        raise BenchError(f"/proc/{pid}/status has no VmHWM line")
-    return int(found.group(1)) / 1024
-
-
-def _count_tickets(database: Path) -> int:
-    connection = sqlite3.connect(database)
     try:
-        (count,) = connection.execute("SELECT count(*) FROM tickets").fetchone()
-    finally:
-        connection.close()
-    return int(count)
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            body_bytes = answer.read()
+    except urllib.error.HTTPError as refused:
+        return {"error": True, "status": refused.code, "warningMsg": None}
+    envelope = json.loads(body_bytes)
+    size = len(body_bytes)
+    listed: dict[str, object] = {
+        "error": envelope.get("error"),
+        "errorMsg": envelope.get("errorMsg"),
+        "warningMsg": envelope.get("warningMsg"),
+        "response_bytes": size,
+    }
+    for name in ("tickets", "userTickets"):
+        if isinstance(envelope.get(name), list):
+            listed[name] = len(envelope[name])
+    if "totalTickets" in envelope:
+        listed["totalTickets"] = envelope["totalTickets"]
+    return listed
 
 
 def _logged_statuses(log: Path) -> dict[str, int]:
@@ -389,123 +333,6 @@ def _logged_statuses(log: Path) -> dict[str, int]:
         if isinstance(entry, dict) and entry.get("path") == "/api/help/ticket":
             statuses[str(entry.get("status"))] += 1
     return dict(sorted(statuses.items()))
-
-
-def _report(
-    results: list[RoundResult], *, options: argparse.Namespace, started: float
-) -> dict[str, object]:
-    summaries = {
-        scenario: _summary([r for r in results if r.scenario == scenario])
-        for scenario in SCENARIOS
-    }
-    baseline_rps = summaries["baseline"]["requests_per_second"]
-    for summary in summaries.values():
-        summary["ratio_to_baseline"] = round(
-            summary["requests_per_second"] / baseline_rps, 3
-        )
-
-    return {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "settings": {
-            "duration_seconds": options.duration,
-            "rounds": options.rounds,
-            "connections": options.connections,
-            "wrk_threads": WRK_THREADS,
-            "server_workers": 1,
-            "cpus": os.cpu_count(),
-        },
-        "scenarios": summaries,
-        "rounds": [_round_as_json(result) for result in results],
-        "problems": _problems(results, connections=options.connections),
-    }
-
-
-def _summary(results: list[RoundResult]) -> dict[str, float]:
-    def median(values: list[float]) -> float:
-        return round(statistics.median(values), 3)
-
-    return {
-        "requests_per_second": median([r.wrk.requests_per_second for r in results]),
-        "p50_ms": median([r.wrk.p50_ms for r in results]),
-        "p99_ms": median([r.wrk.p99_ms for r in results]),
-        "errors": sum(r.wrk.errors for r in results),
-        "peak_rss_mib": median([r.peak_rss_mib for r in results]),
-    }
-
-
-def _round_as_json(result: RoundResult) -> dict[str, object]:
-    figures = asdict(result)
-    figures["wrk"]["errors"] = result.wrk.errors
-    figures["wrk"]["successes"] = result.wrk.successes
-    figures["peak_rss_mib"] = round(result.peak_rss_mib, 1)
-    if result.stored_tickets is None:
-        del figures["stored_tickets"], figures["server_statuses"]
-    return figures
-
-
-def _problems(results: list[RoundResult], *, connections: int) -> list[str]:
-    """What went wrong, one sentence each; empty for a clean run.
-
-    wrk stops with up to one request in flight per connection, which the server
-    may still store, so a Helpline round may store up to ``connections`` tickets
-    more than wrk saw succeed, never fewer. Helpline's own log has every answer,
-    so its count of 200s must equal the stored tickets exactly.
-    """
-    problems = []
-    for result in results:
-        name = f"{result.scenario} round {result.round}"
-        if result.wrk.errors:
-            problems.append(
-                f"{name}: {result.wrk.errors} errors (socket "
-                f"{result.wrk.socket_errors}, non-2xx {result.wrk.non_2xx}, "
-                f"2xx without success {result.wrk.not_success}); "
-                f"Helpline logged statuses {result.server_statuses or 'n/a'}"
-            )
-        if result.stored_tickets is None:
-            continue
-        extra = result.stored_tickets - result.wrk.successes
-        if not 0 <= extra <= connections:
-            problems.append(
-                f"{name}: {result.stored_tickets} tickets stored but wrk saw "
-                f"{result.wrk.successes} succeed"
-            )
-        if result.server_statuses != {"200": result.stored_tickets}:
-            problems.append(
-                f"{name}: {result.stored_tickets} tickets stored but Helpline "
-                f"logged these statuses: {result.server_statuses}"
-            )
-    return problems
-
-
-def _print_report(report: dict[str, object]) -> None:
-    settings = report["settings"]
-    print(
-        f"\ncreate ticket: {settings['connections']} connections, "
-        f"{settings['wrk_threads']} wrk threads, 1 server worker, "
-        f"median of {settings['rounds']} x {settings['duration_seconds']} s rounds\n"
-    )
-    header = ("scenario", "req/s", "p50 ms", "p99 ms", "vs base", "errors", "RSS MiB")
-    print("{:<10}{:>10}{:>9}{:>9}{:>9}{:>8}{:>9}".format(*header))
-    for scenario, summary in report["scenarios"].items():
-        print(
-            f"{scenario:<10}{summary['requests_per_second']:>10.0f}"
-            f"{summary['p50_ms']:>9.2f}{summary['p99_ms']:>9.2f}"
-            f"{summary['ratio_to_baseline']:>9.3f}{summary['errors']:>8}"
-            f"{summary['peak_rss_mib']:>9.1f}"
-        )
-
-    print()
-    for entry in report["rounds"]:
-        if entry["scenario"] == "helpline":
-            wrk = entry["wrk"]
-            print(
-                f"helpline round {entry['round']}: {entry['stored_tickets']} "
-                f"tickets stored, {entry['server_statuses'].get('200', 0)} logged "
-                f"200; wrk saw {wrk['successes']} of {wrk['completed']} succeed, "
-                f"{entry['stored_tickets'] - wrk['successes']} in flight at its stop"
-            )
-    for problem in report["problems"]:
-        print(f"PROBLEM: {problem}")
 
 
 if __name__ == "__main__":
