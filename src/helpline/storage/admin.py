@@ -430,35 +430,37 @@ def _rma(connection: sa.Connection, ticket_id: int) -> RmaDetails | None:
 
 
 def _count_open(connection: sa.Connection, organization_id: int, change: int) -> None:
-    updated = connection.execute(
-        organization_counters.update()
-        .where(organization_counters.c.organization_id == organization_id)
-        .values(open_tickets=organization_counters.c.open_tickets + change)
+    _add_to_count(
+        connection,
+        organization_counters.c.open_tickets,
+        {"organization_id": organization_id},
+        change,
     )
-    if updated.rowcount == 0:
-        connection.execute(
-            organization_counters.insert().values(
-                organization_id=organization_id, open_tickets=max(change, 0)
-            )
-        )
 
 
 def _count_status(
     connection: sa.Connection, organization_id: int, status: TicketStatus, change: int
 ) -> None:
-    key = (ticket_status_counts.c.organization_id == organization_id) & (
-        ticket_status_counts.c.status == status.value
+    _add_to_count(
+        connection,
+        ticket_status_counts.c.tickets,
+        {"organization_id": organization_id, "status": status.value},
+        change,
     )
+
+
+def _add_to_count(
+    connection: sa.Connection,
+    count: sa.Column[int],
+    key: dict[str, object],
+    change: int,
+) -> None:
+    """Add ``change`` to the counter row ``key`` of ``count``'s table, creating
+    the row (never below zero) when there is none."""
+    table = count.table
+    where = [table.c[name] == value for name, value in key.items()]
     updated = connection.execute(
-        ticket_status_counts.update()
-        .where(key)
-        .values(tickets=ticket_status_counts.c.tickets + change)
+        table.update().where(*where).values({count.name: count + change})
     )
     if updated.rowcount == 0:
-        connection.execute(
-            ticket_status_counts.insert().values(
-                organization_id=organization_id,
-                status=status.value,
-                tickets=max(change, 0),
-            )
-        )
+        connection.execute(table.insert().values({**key, count.name: max(change, 0)}))

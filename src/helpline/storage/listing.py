@@ -43,6 +43,14 @@ EARLIEST_MS = -(2**63)
 LATEST_MS = 2**63 - 1
 
 
+def window_bounds(start_ms: int | None, end_ms: int | None) -> tuple[int, int]:
+    """An inclusive window's bounds, an open end made the widest a time can be."""
+    return (
+        EARLIEST_MS if start_ms is None else start_ms,
+        LATEST_MS if end_ms is None else end_ms,
+    )
+
+
 def open_tickets_page(
     connection: sqlite3.Connection,
     *,
@@ -72,10 +80,7 @@ def open_tickets_in_window(
 ) -> list[TicketSummary]:
     """Open tickets created in ``[start_ms, end_ms]``, newest first, at most
     ``limit``; only ``submitter_email``'s when given."""
-    window = (
-        EARLIEST_MS if start_ms is None else start_ms,
-        LATEST_MS if end_ms is None else end_ms,
-    )
+    window = window_bounds(start_ms, end_ms)
     sql = OPEN_WINDOW_SQL
     parameters: tuple[object, ...] = (organization_id, *window, limit)
     if submitter_email is not None:

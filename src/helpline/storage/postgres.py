@@ -36,7 +36,7 @@ from helpline.domain.ratelimit import retry_after_seconds
 from helpline.domain.tickets import NewTicket, TicketStatus
 from helpline.storage.engine import PoolSettings, postgres_dsn
 from helpline.storage.errors import StorageUnavailable
-from helpline.storage.listing import EARLIEST_MS, LATEST_MS
+from helpline.storage.listing import window_bounds
 from helpline.storage.records import (
     KEY_COLUMNS,
     Created,
@@ -429,10 +429,7 @@ class PostgresTicketStore:
         submitter_email: str | None = None,
         limit: int,
     ) -> list[TicketSummary]:
-        window = (
-            EARLIEST_MS if start_ms is None else start_ms,
-            LATEST_MS if end_ms is None else end_ms,
-        )
+        window = window_bounds(start_ms, end_ms)
         if submitter_email is None:
             rows = await self._fetch(OPEN_WINDOW_SQL, organization_id, *window, limit)
         else:

@@ -20,7 +20,7 @@ from helpline.domain.keys import ApiKey
 from helpline.domain.ratelimit import LocalRateLimiter
 from helpline.domain.tickets import NewTicket
 from helpline.storage.blobs import attached_in
-from helpline.storage.engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
+from helpline.storage.engine import sqlite_file
 from helpline.storage.errors import StorageUnavailable
 from helpline.storage.listing import open_tickets_in_window, open_tickets_page
 from helpline.storage.records import (
@@ -36,7 +36,7 @@ from helpline.storage.tickets import (
     purge_expired_claims,
     record_key_use,
 )
-from helpline.storage.writer import GroupCommitWriter, SqliteCommitter
+from helpline.storage.writer import GroupCommitWriter, SqliteCommitter, connect_sqlite
 
 T = TypeVar("T")
 _KEY_BY_PREFIX = f"SELECT {KEY_COLUMNS} WHERE k.prefix = ?"
@@ -170,11 +170,6 @@ class SqliteTicketStore:
 
 
 def _connect_for_reading(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(
-        path,
-        isolation_level=None,
-        check_same_thread=False,
-        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-    )
+    connection = connect_sqlite(path)
     connection.execute("PRAGMA query_only=ON")
     return connection

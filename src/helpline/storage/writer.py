@@ -268,15 +268,21 @@ class SqliteCommitter:
         await loop.run_in_executor(self._disk, connection.execute, sql)
 
 
-def connect_for_writing(path: Path) -> sqlite3.Connection:
-    """A connection that commits durably (WAL, ``synchronous=FULL``) and leaves
-    transactions to its caller."""
-    connection = sqlite3.connect(
+def connect_sqlite(path: Path) -> sqlite3.Connection:
+    """A connection for the event loop's thread that leaves transactions to its
+    caller and waits for SQLite's lock up to the busy timeout."""
+    return sqlite3.connect(
         path,
         isolation_level=None,
         check_same_thread=False,
         timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
     )
+
+
+def connect_for_writing(path: Path) -> sqlite3.Connection:
+    """A connection that commits durably (WAL, ``synchronous=FULL``) and leaves
+    transactions to its caller."""
+    connection = connect_sqlite(path)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA foreign_keys=ON")
