@@ -87,6 +87,7 @@ def test_database_failure_answers_503_and_never_500(
     engine = make_engine(database_url, immediate=True)
     with engine.begin() as connection:
         connection.execute(sa.text("DROP TABLE idempotency_keys"))
+        connection.execute(sa.text("DROP TABLE outbox_messages"))
         connection.execute(sa.text("DROP TABLE ticket_events"))
     engine.dispose()
 

@@ -39,6 +39,22 @@ class Settings:
     believes. ``db_pool_size``,
     ``db_connect_timeout`` and ``db_statement_timeout`` (seconds) shape a
     PostgreSQL node's connection pool.
+
+    The outbox: ``smtp_url`` (``HELPLINE_SMTP_URL``, ``smtp://`` or ``smtps://``)
+    and ``mail_from`` (``HELPLINE_MAIL_FROM``) send mail; without them mails wait
+    in the outbox. ``mail_templates`` (``HELPLINE_MAIL_TEMPLATES``) is a directory
+    of templates that replace the built-in ones by name. Webhooks are refused for
+    private and loopback addresses outside ``webhook_allowed_networks``
+    (``HELPLINE_WEBHOOK_ALLOWED_NETWORKS``), and each call gets
+    ``webhook_timeout`` seconds (``HELPLINE_WEBHOOK_TIMEOUT``). A failed delivery
+    is tried again after about ``outbox_retry_seconds``
+    (``HELPLINE_OUTBOX_RETRY_SECONDS``), doubling each time, until
+    ``outbox_max_attempts`` (``HELPLINE_OUTBOX_MAX_ATTEMPTS``) make it dead. A
+    dispatcher holds a message for ``outbox_lease_seconds``
+    (``HELPLINE_OUTBOX_LEASE_SECONDS``) before another may take it over, and looks
+    for work every ``outbox_poll_seconds`` (``HELPLINE_OUTBOX_POLL_SECONDS``).
+    ``dispatcher`` (``HELPLINE_DISPATCHER``, ``on`` or ``off``) says whether
+    ``helpline serve`` delivers, or leaves it to ``helpline worker`` processes.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -57,6 +73,16 @@ class Settings:
     db_statement_timeout: float = _POOL.statement_timeout
     log_format: str = "json"
     ticket_rules: TicketRules = field(default_factory=TicketRules)
+    smtp_url: str | None = None
+    mail_from: str | None = None
+    mail_templates: str | None = None
+    webhook_allowed_networks: tuple[str, ...] = ()
+    webhook_timeout: float = 10.0
+    outbox_retry_seconds: float = 15.0
+    outbox_max_attempts: int = 12
+    outbox_lease_seconds: float = 30.0
+    outbox_poll_seconds: float = 1.0
+    dispatcher: bool = True
 
     @property
     def pool(self) -> PoolSettings:
@@ -89,6 +115,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     log_format = env.get("HELPLINE_LOG_FORMAT", defaults.log_format)
     if log_format not in ("json", "console"):
         raise ConfigError("HELPLINE_LOG_FORMAT must be json or console")
+    dispatcher = env.get("HELPLINE_DISPATCHER", "on").strip().lower() or "on"
+    if dispatcher not in ("on", "off"):
+        raise ConfigError("HELPLINE_DISPATCHER must be on or off")
     return Settings(
         database_url=env.get("HELPLINE_DATABASE_URL", defaults.database_url),
         host=env.get("HELPLINE_HOST", defaults.host),
@@ -124,7 +153,41 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         log_format=log_format,
         ticket_rules=rules,
+        smtp_url=_text(env, "HELPLINE_SMTP_URL"),
+        mail_from=_text(env, "HELPLINE_MAIL_FROM"),
+        mail_templates=_text(env, "HELPLINE_MAIL_TEMPLATES"),
+        webhook_allowed_networks=_networks(env, "HELPLINE_WEBHOOK_ALLOWED_NETWORKS"),
+        webhook_timeout=_number(
+            env, "HELPLINE_WEBHOOK_TIMEOUT", defaults.webhook_timeout, kind=float
+        ),
+        outbox_retry_seconds=_number(
+            env,
+            "HELPLINE_OUTBOX_RETRY_SECONDS",
+            defaults.outbox_retry_seconds,
+            kind=float,
+        ),
+        outbox_max_attempts=max(
+            1,
+            _number(env, "HELPLINE_OUTBOX_MAX_ATTEMPTS", defaults.outbox_max_attempts),
+        ),
+        outbox_lease_seconds=_number(
+            env,
+            "HELPLINE_OUTBOX_LEASE_SECONDS",
+            defaults.outbox_lease_seconds,
+            kind=float,
+        ),
+        outbox_poll_seconds=_number(
+            env,
+            "HELPLINE_OUTBOX_POLL_SECONDS",
+            defaults.outbox_poll_seconds,
+            kind=float,
+        ),
+        dispatcher=dispatcher == "on",
     )
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
 
 
 def _number(env: Mapping[str, str], name: str, default: N, *, kind: type[N] = int) -> N:

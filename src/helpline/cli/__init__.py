@@ -1,5 +1,6 @@
 """``helpline``: the operator's command line (serve, database, organizations, keys,
-tickets, agents). Results go to stdout; messages for the operator go to stderr."""
+tickets, agents, webhooks, the outbox and its worker). Results go to stdout;
+messages for the operator go to stderr."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from helpline.cli.agents import agents
 from helpline.cli.attachments import attachments
 from helpline.cli.database import db
 from helpline.cli.feedback import feedback
+from helpline.cli.outbox import outbox, webhooks, worker
 from helpline.cli.serve import serve
 from helpline.cli.tickets import tickets
 
@@ -28,6 +30,9 @@ cli.add_command(tickets)
 cli.add_command(attachments)
 cli.add_command(feedback)
 cli.add_command(agents)
+cli.add_command(webhooks)
+cli.add_command(outbox)
+cli.add_command(worker)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from helpline.domain.organizations import DEFAULT_ORGANIZATION
 from helpline.http import create_app
 from helpline.http.app import HelpApi
 from helpline.observability import configure_logging
+from helpline.outbox.dispatcher import DispatchConfig
 from helpline.storage.admin import AdminStore
 from helpline.storage.blobs import blob_root_for
 from helpline.storage.engine import is_sqlite
@@ -35,13 +36,26 @@ BOOTSTRAP_USER = "admin@localhost"
     type=click.IntRange(1, 64),
     help="Worker processes sharing the port (PostgreSQL only: SQLite has one writer).",
 )
+@click.option(
+    "--dispatcher/--no-dispatcher",
+    default=None,
+    help="Deliver the outbox's mails and webhooks in this process "
+    "[default: HELPLINE_DISPATCHER, on]; turn it off to leave it to helpline worker.",
+)
 @database_option
-def serve(host: str | None, port: int | None, workers: int, database_url: str) -> None:
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int,
+    dispatcher: bool | None,
+    database_url: str,
+) -> None:
     """Serve the Help Webservice API (HELPLINE_* variables configure it)."""
     try:
         settings = load_settings().with_overrides(
-            host=host, port=port, database_url=database_url
+            host=host, port=port, database_url=database_url, dispatcher=dispatcher
         )
+        DispatchConfig.from_settings(settings)
         blob_root_for(settings.database_url, settings.blob_dir)
         if workers > 1 and is_sqlite(settings.database_url):
             raise ConfigError(
@@ -69,6 +83,7 @@ def serve(host: str | None, port: int | None, workers: int, database_url: str) -
         HELPLINE_DATABASE_URL=settings.database_url,
         HELPLINE_HOST=settings.host,
         HELPLINE_PORT=str(settings.port),
+        HELPLINE_DISPATCHER="on" if settings.dispatcher else "off",
     )
     uvicorn.run(
         "helpline.cli.serve:app_from_environment",

@@ -215,6 +215,7 @@ async def _ticket_page(
         agents=[agent for agent in agents if not agent.disabled],
         problem=problem,
         drafts=drafts or {},
+        mail_configured=console.settings.smtp_url is not None,
     )
 
 

@@ -43,6 +43,17 @@ class MountedApp(Protocol):
     def close(self) -> None: ...
 
 
+class Companion(Protocol):
+    """A service that lives as long as the API: started after the store, stopped
+    before it, and reported on by ``/readyz`` (the outbox)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def details(self) -> dict[str, Any]: ...
+
+
 # Everything under this path is the agents' console (``helpline.console``).
 CONSOLE_PREFIX = "/console"
 
@@ -93,10 +104,12 @@ class HelpApi:
         settings: Settings,
         store: TicketStore,
         console: MountedApp | None = None,
+        outbox: Companion | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._console = console
+        self._outbox = outbox
         self._keys = KeyCache(
             store.find_api_key, ttl_seconds=settings.key_cache_seconds
         )
@@ -129,6 +142,8 @@ class HelpApi:
             if message["type"] == "lifespan.startup":
                 try:
                     await self._store.start()
+                    if self._outbox is not None:
+                        await self._outbox.start()
                 except Exception as error:
                     log.exception("startup_failed")
                     await send(
@@ -137,6 +152,8 @@ class HelpApi:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._outbox is not None:
+                    await self._outbox.stop()
                 await self._store.close()
                 if self._console is not None:
                     self._console.close()
@@ -265,9 +282,12 @@ class HelpApi:
         try:
             await self._store.ping()
         except StorageUnavailable:
-            body = {"status": "unavailable", "database": "unreachable"}
-            return Response(503, wire.plain(body))
-        return Response(200, wire.plain({"status": "ready", "database": "ok"}))
+            down = {"status": "unavailable", "database": "unreachable"}
+            return Response(503, wire.plain(down))
+        ready: dict[str, Any] = {"status": "ready", "database": "ok"}
+        if self._outbox is not None:
+            ready["outbox"] = await self._outbox.details()
+        return Response(200, wire.plain(ready))
 
 
 def _not_allowed(method: str, allowed: str) -> ApiError:

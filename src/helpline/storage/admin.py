@@ -7,14 +7,21 @@ process and SQLite's busy timeout lets both take turns.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import sqlalchemy as sa
 
 from helpline.domain.keys import IssuedKey, Permission
 from helpline.domain.rma import RmaDetails
 from helpline.domain.tickets import TicketStatus
-from helpline.storage.engine import PoolSettings, hold_schema_lock, make_engine
+from helpline.storage.engine import (
+    PoolSettings,
+    WriteGate,
+    hold_schema_lock,
+    is_sqlite,
+    make_engine,
+    sqlite_file,
+)
 from helpline.storage.errors import AlreadyExists, NotFound, StorageUnavailable
 from helpline.storage.records import (
     ApiKeyInfo,
@@ -41,6 +48,8 @@ from helpline.storage.schema import (
 class AdminStore:
     def __init__(self, url: str, *, pool: PoolSettings | None = None) -> None:
         self._engine = make_engine(url, immediate=True, pool=pool)
+        path = sqlite_file(url) if is_sqlite(url) else None
+        self._gate = None if path is None else WriteGate(path)
 
     @property
     def engine(self) -> sa.Engine:
@@ -51,8 +60,13 @@ class AdminStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:
+        """One transaction, holding SQLite's write lock from BEGIN (after this
+        process's turn at it) or PostgreSQL's row locks as taken."""
         try:
-            with self._engine.begin() as connection:
+            with (
+                nullcontext() if self._gate is None else self._gate.turn(),
+                self._engine.begin() as connection,
+            ):
                 yield connection
         except sa.exc.IntegrityError as error:
             raise AlreadyExists(str(error.orig)) from error
@@ -252,6 +266,7 @@ class AdminStore:
                     before={"status": before.value},
                     after={"status": status.value},
                     created_at_ms=now_ms,
+                    outbox_pending=1,
                 )
             )
             return StatusChange(ticket_id, before.value, status.value)

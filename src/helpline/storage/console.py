@@ -9,7 +9,9 @@ page 1 and page 10,000; counts per status come from ``ticket_status_counts``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,7 @@ from helpline.storage.schema import (
     console_sessions,
     login_failures,
     organizations,
+    outbox_messages,
     ticket_events,
     ticket_messages,
     ticket_status_counts,
@@ -101,6 +104,8 @@ class ConsoleTicket:
     record: TicketRecord
     assignee: Agent | None
     messages: tuple[TicketMessage, ...]
+    # The ticket's mails in the outbox, by state: "pending", "sent", "dead".
+    mails: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def console_access_active(self, now_ms: int) -> bool:
         return _grant_active(self.record, now_ms)
@@ -335,8 +340,19 @@ class ConsoleStore(AdminStore):
                 .where(ticket_messages.c.ticket_id == ticket_id)
                 .order_by(ticket_messages.c.id)
             )
+            mails = connection.execute(
+                sa.select(outbox_messages.c.state, sa.func.count())
+                .where(
+                    outbox_messages.c.ticket_id == ticket_id,
+                    outbox_messages.c.channel == "email",
+                )
+                .group_by(outbox_messages.c.state)
+            )
             return ConsoleTicket(
-                record, assignee, tuple(TicketMessage(**m._mapping) for m in messages)
+                record,
+                assignee,
+                tuple(TicketMessage(**m._mapping) for m in messages),
+                {str(state): int(count) for state, count in mails},
             )
 
     def assign(
@@ -589,5 +605,6 @@ def _record(
             before=sa.null() if before is None else before,
             after=sa.null() if after is None else after,
             created_at_ms=now_ms,
+            outbox_pending=1,
         )
     )

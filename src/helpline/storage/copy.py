@@ -32,12 +32,13 @@ from helpline.storage.schema import (
     idempotency_keys,
     metadata,
     organizations,
+    outbox_leases,
     rate_limit_buckets,
 )
 
 BATCH_ROWS = 1000
-# Rebuilt from nothing by the servers; a copied bucket would only be stale.
-_TRANSIENT_TABLES = frozenset({rate_limit_buckets.name})
+# Rebuilt from nothing by the servers; a copied bucket or lease would only be stale.
+_TRANSIENT_TABLES = frozenset({rate_limit_buckets.name, outbox_leases.name})
 
 
 class TargetNotEmpty(StorageError):

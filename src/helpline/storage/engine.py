@@ -8,6 +8,9 @@ uses asyncpg (see ``storage/postgres.py``).
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,42 @@ def make_engine(
     engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=4)
     _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if immediate else "BEGIN")
     return engine
+
+
+class WriteGate:
+    """Turns, within one process, at an SQLite file's write lock.
+
+    SQLite's own busy wait sleeps in growing steps (up to 100 ms) and favours no
+    one, so a writer that loses the lock a few times in a row waits far longer
+    than the transaction that held it. Writers of one process that take this gate
+    around their write transactions wait for each other here instead, and wake
+    the moment it is free: the API's group commit, the console and the outbox's
+    dispatcher. Other processes still meet at SQLite's lock.
+    """
+
+    _gates: dict[Path, threading.Lock] = {}  # noqa: RUF012 - one per file, shared
+    _guard = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        with self._guard:
+            self._lock = self._gates.setdefault(path.resolve(), threading.Lock())
+
+    def acquire(self) -> bool:
+        """Wait for the turn; after the busy timeout, go on without it and let
+        SQLite decide. Returns whether the turn was taken, for ``release``."""
+        return self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+    def release(self, taken: bool) -> None:
+        if taken:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        taken = self.acquire()
+        try:
+            yield
+        finally:
+            self.release(taken)
 
 
 def hold_schema_lock(connection: sa.Connection) -> None:

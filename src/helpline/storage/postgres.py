@@ -73,8 +73,10 @@ WITH new_ticket AS (
     )
     RETURNING id
 ), created AS (
-    INSERT INTO ticket_events (ticket_id, kind, actor, "before", "after", created_at_ms)
-    SELECT id, 'created', $3, NULL, $18::json, $15 FROM new_ticket
+    INSERT INTO ticket_events (
+        ticket_id, kind, actor, "before", "after", created_at_ms, outbox_pending
+    )
+    SELECT id, 'created', $3, NULL, $18::json, $15, 1 FROM new_ticket
 )
 SELECT id FROM new_ticket
 """

@@ -151,7 +151,16 @@ ticket_events = sa.Table(
     sa.Column("before", sa.JSON, nullable=True),
     sa.Column("after", sa.JSON, nullable=True),
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    # 1 until the outbox's dispatcher has turned the event into its messages;
+    # NULL after, and for events older than the outbox (migration 0005).
+    sa.Column("outbox_pending", sa.SmallInteger, nullable=True),
     sa.Index("ix_ticket_events_ticket_id", "ticket_id"),
+    sa.Index(
+        "ix_ticket_events_outbox_pending",
+        "id",
+        sqlite_where=sa.text("outbox_pending IS NOT NULL"),
+        postgresql_where=sa.text("outbox_pending IS NOT NULL"),
+    ),
 )
 
 idempotency_keys = sa.Table(
@@ -248,4 +257,70 @@ ticket_status_counts = sa.Table(
     ),
     sa.Column("status", sa.String(20), primary_key=True),
     sa.Column("tickets", sa.Integer, nullable=False),
+)
+
+# The notification outbox (migration 0005).
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "organization_id", sa.Integer, sa.ForeignKey("organizations.id"), nullable=False
+    ),
+    sa.Column("url", sa.String(2000), nullable=False),
+    # "whsec_" and the base64 key, shown once by ``helpline webhooks add``.
+    sa.Column("secret", sa.String(100), nullable=False),
+    # The event types it wants, or NULL for every one.
+    sa.Column("events", sa.JSON, nullable=True),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_webhooks_organization_id", "organization_id"),
+)
+
+outbox_messages = sa.Table(
+    "outbox_messages",
+    metadata,
+    # Also the message's stable id: the webhook-id, and part of the Message-ID.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), nullable=False
+    ),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=False),
+    # "email" or "webhook".
+    sa.Column("channel", sa.String(10), nullable=False),
+    # A webhook event ("ticket.created", ...) or a mail kind ("created", ...).
+    sa.Column("event_type", sa.String(40), nullable=False),
+    # No foreign key: a removed webhook leaves its history behind.
+    sa.Column("webhook_id", sa.Integer, nullable=True),
+    # The mail's recipient or the webhook's URL.
+    sa.Column("destination", sa.String(2000), nullable=False),
+    # JSON: the webhook's exact body, or the fields a mail is composed from.
+    sa.Column("payload", sa.Text, nullable=False),
+    # "pending", "sent" or "dead".
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at_ms", sa.BigInteger, nullable=False),
+    # Set while a dispatcher delivers it; another may take it once this passes.
+    sa.Column("lease_until_ms", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("sent_at_ms", sa.BigInteger, nullable=True),
+    # By channel: mails that wait for SMTP to be configured are never in the way.
+    sa.Index(
+        "ix_outbox_messages_due",
+        "channel",
+        "next_attempt_at_ms",
+        sqlite_where=sa.text("state = 'pending'"),
+        postgresql_where=sa.text("state = 'pending'"),
+    ),
+    sa.Index("ix_outbox_messages_state", "state", "id"),
+    sa.Index("ix_outbox_messages_ticket_id", "ticket_id"),
+)
+
+# SQLite: the one dispatcher allowed to work at a time holds the "dispatcher" row.
+outbox_leases = sa.Table(
+    "outbox_leases",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=False),
 )

@@ -49,8 +49,9 @@ INSERT INTO feedback (organization_id, api_key_id, user_email, feedback, created
 VALUES (?, ?, ?, ?, ?)
 """
 _INSERT_EVENT = """
-INSERT INTO ticket_events (ticket_id, kind, actor, "before", "after", created_at_ms)
-VALUES (?, 'created', ?, NULL, ?, ?)
+INSERT INTO ticket_events (
+    ticket_id, kind, actor, "before", "after", created_at_ms, outbox_pending
+) VALUES (?, 'created', ?, NULL, ?, ?, 1)
 """
 _INSERT_CLAIM = """
 INSERT INTO idempotency_keys (

@@ -1,0 +1,637 @@
+"""Notifications through the outbox, end to end on each backend: a real SMTP
+server (aiosmtpd) and a real webhook receiver, started here, get what the API and
+the console cause; outages, dead dispatchers and failing receivers lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from standardwebhooks import Webhook as Verifier
+
+from helpline.domain.tickets import TicketStatus
+from helpline.outbox.dispatcher import (
+    DEPTH_FRESH_SECONDS,
+    MAX_RETRY_DELAY_SECONDS,
+    retry_delay,
+)
+from helpline.storage.console import ConsoleStore
+from helpline.storage.outbox import OutboxMessage, OutboxStore
+
+from .conftest import VALID_REQUEST, Credentials, LiveServer, StartServer
+from .processes import ServerProcess, free_port
+from .test_console_http import Browser, create_agent, new_ticket
+
+SENDER = "Acme Support <support@helpline.example>"
+SUBMITTER = "ops@acme.example"  # the credentials fixture's key user
+COLLABORATORS = ["it@acme.example", "lab@acme.example"]
+FAST = {
+    "mail_from": SENDER,
+    "outbox_poll_seconds": 0.05,
+    "outbox_retry_seconds": 0.2,
+    "outbox_lease_seconds": 5.0,
+    "webhook_timeout": 2.0,
+}
+
+
+# A real SMTP server
+
+
+@dataclass
+class Mailbox:
+    """Keeps every mail it accepts; ``hold`` makes DATA wait until released."""
+
+    received: list[EmailMessage] = field(default_factory=list)
+    hold: threading.Event | None = None
+    holding: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(  # noqa: N802 - the name aiosmtpd calls
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        if self.hold is not None:
+            self.holding.set()
+            while not self.hold.is_set():
+                await asyncio.sleep(0.05)
+        message = email.message_from_bytes(
+            envelope.original_content or b"", policy=email.policy.default
+        )
+        assert isinstance(message, EmailMessage)
+        self.received.append(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.received if m["To"] == address]
+
+    def wait_for(self, count: int, seconds: float = 20) -> list[EmailMessage]:
+        wait_until(lambda: len(self.received) >= count, seconds)
+        return list(self.received)
+
+
+class SmtpServer:
+    def __init__(self, port: int | None = None) -> None:
+        self.mailbox = Mailbox()
+        self.port = port or free_port()
+        self.url = f"smtp://127.0.0.1:{self.port}?timeout=2"
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(
+            self.mailbox, hostname="127.0.0.1", port=self.port
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+# A real webhook receiver
+
+
+@dataclass
+class Delivery:
+    headers: dict[str, str]
+    body: bytes
+
+
+class Receiver:
+    """Records every POST; answers 500 to the first ``failures`` of them."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.deliveries: list[Delivery] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.deliveries.append(
+                    Delivery({k.lower(): v for k, v in self.headers.items()}, body)
+                )
+                failing = len(receiver.deliveries) <= receiver.failures
+                self.send_response(500 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/helpline"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    opened = Receiver()
+    yield opened
+    opened.close()
+
+
+# Helpers
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def helpline(database_url: str, *arguments: str, **environment: str) -> Any:
+    """Run ``helpline ARGUMENTS`` against the database; the finished process."""
+    variables = {**os.environ, "HELPLINE_DATABASE_URL": database_url, **environment}
+    return subprocess.run(
+        [sys.executable, "-m", "helpline", *arguments],
+        capture_output=True,
+        text=True,
+        env=variables,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def outbox(database_url: str) -> Iterator[OutboxStore]:
+    store = OutboxStore(database_url)
+    yield store
+    store.close()
+
+
+def messages(store: OutboxStore, ticket_id: int | None = None) -> list[OutboxMessage]:
+    return store.list_messages(ticket_id=ticket_id, limit=1000)
+
+
+def create(server: LiveServer, credentials: Credentials, **changes: Any) -> int:
+    return new_ticket(
+        server, credentials, **{"collaborators": COLLABORATORS, **changes}
+    )
+
+
+def add_webhook(database_url: str, url: str, *events: str) -> str:
+    """The secret ``helpline webhooks add`` printed for a webhook to ``url``."""
+    options = [item for event in events for item in ("--event", event)]
+    done = helpline(
+        database_url,
+        *("webhooks", "add", "--org", "acme", "--url", url, *options),
+        HELPLINE_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
+    )
+    assert done.returncode == 0, done.stderr
+    return str(done.stdout.strip())
+
+
+# Mail
+
+
+def test_a_new_ticket_is_acknowledged_to_the_submitter_and_each_collaborator(
+    start_server: StartServer, credentials: Credentials, smtp: SmtpServer
+) -> None:
+    server = start_server(smtp_url=smtp.url, **FAST)
+    ticket_id = create(server, credentials, subject="Printer on fire")
+
+    received = smtp.mailbox.wait_for(3)
+
+    assert sorted(m["To"] for m in received) == sorted([SUBMITTER, *COLLABORATORS])
+    for mail in received:
+        assert mail["From"] == SENDER
+        assert mail["Subject"] == f"[Ticket #{ticket_id}] Printer on fire"
+        assert mail.get_body(("plain",)) is not None
+        assert mail.get_body(("html",)) is not None
+    assert len({m["Message-ID"] for m in received}) == 3
+    time.sleep(0.3)
+    assert len(smtp.mailbox.received) == 3  # once each
+
+
+def test_replies_and_solving_are_mailed_on_the_ticket_thread_but_notes_never(
+    start_server: StartServer,
+    credentials: Credentials,
+    smtp: SmtpServer,
+    database_url: str,
+) -> None:
+    server = start_server(smtp_url=smtp.url, **FAST)
+    ticket_id = create(server, credentials)
+    smtp.mailbox.wait_for(3)
+    console = ConsoleStore(database_url)
+    try:
+        ann = create_agent(console)
+        now = int(time.time() * 1000)
+        console.add_message(ticket_id, kind="note", body="SECRET", by=ann, now_ms=now)
+        console.add_message(
+            ticket_id, kind="reply", body="Unplug it, please.", by=ann, now_ms=now
+        )
+        console.set_status(ticket_id, TicketStatus.SOLVED, actor=ann.email, now_ms=now)
+    finally:
+        console.close()
+
+    smtp.mailbox.wait_for(9)
+    time.sleep(0.3)
+
+    assert len(smtp.mailbox.received) == 9
+    for recipient in [SUBMITTER, *COLLABORATORS]:
+        acknowledgement, reply, solved = smtp.mailbox.to(recipient)
+        assert "Unplug it, please." in reply.get_body(("plain",)).get_content()
+        assert reply["Subject"].startswith(f"[Ticket #{ticket_id}] Re: ")
+        assert solved["Subject"].startswith(f"[Ticket #{ticket_id}] Solved: ")
+        for follow_up in (reply, solved):
+            assert follow_up["In-Reply-To"] == acknowledgement["Message-ID"]
+            assert acknowledgement["Message-ID"] in follow_up["References"]
+    assert all("SECRET" not in m.as_string() for m in smtp.mailbox.received)
+
+
+def test_a_reply_sent_from_the_console_page_is_mailed(
+    start_server: StartServer,
+    credentials: Credentials,
+    smtp: SmtpServer,
+    database_url: str,
+) -> None:
+    server = start_server(smtp_url=smtp.url, **FAST)
+    ticket_id = create(server, credentials, collaborators=[])
+    smtp.mailbox.wait_for(1)
+    console = ConsoleStore(database_url)
+    try:
+        create_agent(console)
+    finally:
+        console.close()
+    browser = Browser(server)
+    try:
+        assert browser.sign_in().status_code == 303
+        path = f"/console/tickets/{ticket_id}"
+        assert browser.post(f"{path}/reply", body="Try a new cable.").status_code == 303
+        assert browser.post(f"{path}/note", body="internal only").status_code == 303
+        _, reply = smtp.mailbox.wait_for(2)
+        page = browser.get(path).text
+    finally:
+        browser.close()
+
+    assert reply["To"] == SUBMITTER
+    assert "Try a new cable." in reply.get_body(("plain",)).get_content()
+    assert "Ann" in reply.get_body(("plain",)).get_content()
+    time.sleep(0.3)
+    assert len(smtp.mailbox.received) == 2
+    assert "Mails for this ticket: 2 sent, 0 waiting" in page
+
+
+def test_mails_wait_while_the_smtp_server_is_down_and_all_arrive_after(
+    start_server: StartServer, credentials: Credentials, outbox: OutboxStore
+) -> None:
+    smtp = SmtpServer()  # not started yet: nothing listens on its port
+    server = start_server(
+        smtp_url=smtp.url,
+        outbox_max_attempts=100,
+        **{**FAST, "outbox_poll_seconds": 0.1},
+    )
+    ticket_ids = [create(server, credentials, subject=f"Down {n}") for n in range(4)]
+
+    wait_until(
+        lambda: (
+            all(m.attempts >= 2 and m.last_error for m in messages(outbox))
+            and len(messages(outbox)) == 12
+        )
+    )
+    time.sleep(DEPTH_FRESH_SECONDS)  # the figures are at most this old
+    down = httpx.get(f"{server.url}/readyz").json()["outbox"]
+    assert (down["pending"], down["retrying"], down["dead"]) == (12, 12, 0)
+    smtp.start()
+    try:
+        received = smtp.mailbox.wait_for(12, seconds=30)
+        time.sleep(0.5)
+    finally:
+        smtp.stop()
+
+    assert len(smtp.mailbox.received) == 12
+    subjects = sorted(m["Subject"] for m in received)
+    assert subjects == sorted(
+        f"[Ticket #{ticket_id}] Down {n}"
+        for n, ticket_id in enumerate(ticket_ids)
+        for _ in range(3)
+    )
+    wait_until(lambda: {m.state for m in messages(outbox)} == {"sent"})
+
+
+def test_without_smtp_mails_wait_in_the_outbox_and_the_console_says_so(
+    start_server: StartServer,
+    credentials: Credentials,
+    outbox: OutboxStore,
+    database_url: str,
+) -> None:
+    server = start_server(**FAST)
+    ticket_id = create(server, credentials)
+    wait_until(lambda: len(messages(outbox, ticket_id)) == 3)
+    time.sleep(0.3)
+
+    waiting = messages(outbox, ticket_id)
+    assert {(m.channel, m.state, m.attempts) for m in waiting} == {
+        ("email", "pending", 0)
+    }
+    ready = httpx.get(f"{server.url}/readyz").json()
+    assert ready["outbox"]["email"] == "not configured"
+    assert ready["outbox"]["pending"] >= 3
+
+    console = ConsoleStore(database_url)
+    try:
+        create_agent(console)
+    finally:
+        console.close()
+    browser = Browser(server)
+    try:
+        assert browser.sign_in().status_code == 303
+        page = browser.get(f"/console/tickets/{ticket_id}").text
+    finally:
+        browser.close()
+    assert "Email is not configured" in page
+    assert "3 for this ticket" in page
+
+
+StartWorker = Callable[..., "subprocess.Popen[bytes]"]
+
+
+@pytest.fixture
+def start_worker(
+    smtp: SmtpServer, database_url: str, blob_dir: str | None, tmp_path: Path
+) -> Iterator[StartWorker]:
+    """Start ``helpline worker`` processes that mail through ``smtp``; variables
+    given as keywords add to theirs. Those still running are killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(**variables: str) -> subprocess.Popen[bytes]:
+        environment = {
+            **os.environ,
+            "HELPLINE_DATABASE_URL": database_url,
+            "HELPLINE_SMTP_URL": smtp.url,
+            "HELPLINE_MAIL_FROM": SENDER,
+            "HELPLINE_OUTBOX_POLL_SECONDS": "0.05",
+            **({"HELPLINE_BLOB_DIR": blob_dir} if blob_dir else {}),
+            **variables,
+        }
+        with (tmp_path / f"worker-{len(started)}.log").open("wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "helpline", "worker"],
+                env=environment,
+                stdout=log,
+                stderr=log,
+            )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+
+
+def test_a_dispatcher_killed_mid_delivery_loses_nothing(
+    start_server: StartServer,
+    credentials: Credentials,
+    smtp: SmtpServer,
+    start_worker: StartWorker,
+) -> None:
+    server = start_server(dispatcher=False)
+    ticket_ids = [create(server, credentials, subject=f"Kill {n}") for n in range(3)]
+    smtp.mailbox.hold = threading.Event()
+    short_lease = {
+        "HELPLINE_OUTBOX_LEASE_SECONDS": "3",
+        "HELPLINE_WEBHOOK_TIMEOUT": "1",
+    }
+
+    first = start_worker(**short_lease)
+    assert smtp.mailbox.holding.wait(20), "the first worker never reached the server"
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    smtp.mailbox.hold.set()  # the server answers again; the worker is gone
+    second = start_worker(**short_lease)
+    smtp.mailbox.wait_for(9, seconds=30)
+    second.send_signal(signal.SIGTERM)
+
+    delivered = {(m["To"], m["Subject"]) for m in smtp.mailbox.received}
+    assert delivered == {
+        (recipient, f"[Ticket #{ticket_id}] Kill {n}")
+        for n, ticket_id in enumerate(ticket_ids)
+        for recipient in [SUBMITTER, *COLLABORATORS]
+    }
+    assert second.wait(timeout=20) == 0
+
+
+def test_two_workers_never_send_one_message_twice(
+    start_server: StartServer,
+    credentials: Credentials,
+    smtp: SmtpServer,
+    start_worker: StartWorker,
+) -> None:
+    server = start_server(dispatcher=False)
+    workers = [start_worker(), start_worker()]
+    for n in range(20):
+        create(server, credentials, subject=f"Pair {n}", collaborators=[])
+    received = smtp.mailbox.wait_for(20, seconds=30)
+    time.sleep(1)
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+
+    assert len(smtp.mailbox.received) == 20
+    assert len({m["Message-ID"] for m in received}) == 20
+    assert [worker.wait(timeout=20) for worker in workers] == [0, 0]
+
+
+# Webhooks
+
+
+def test_a_webhook_is_signed_and_retried_after_it_answers_500(
+    start_server: StartServer,
+    credentials: Credentials,
+    database_url: str,
+    outbox: OutboxStore,
+) -> None:
+    receiver = Receiver(failures=2)
+    try:
+        secret = add_webhook(database_url, receiver.url)
+        server = start_server(webhook_allowed_networks=("127.0.0.0/8",), **FAST)
+        ticket_id = create(server, credentials)
+        wait_until(lambda: len(receiver.deliveries) >= 3)
+        time.sleep(0.5)
+    finally:
+        receiver.close()
+
+    assert len(receiver.deliveries) == 3
+    assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1
+    for delivery in receiver.deliveries:
+        event = Verifier(secret).verify(delivery.body, delivery.headers)
+        assert event["type"] == "ticket.created"
+        assert event["data"]["ticketId"] == ticket_id
+        assert event["data"]["ticket"]["subject"] == VALID_REQUEST["subject"]
+    (sent,) = [m for m in messages(outbox, ticket_id) if m.channel == "webhook"]
+    assert (sent.state, sent.attempts) == ("sent", 3)
+
+
+def test_webhooks_get_the_events_they_asked_for(
+    start_server: StartServer,
+    credentials: Credentials,
+    receiver: Receiver,
+    database_url: str,
+) -> None:
+    secret = add_webhook(database_url, receiver.url, "ticket.status_changed")
+    server = start_server(webhook_allowed_networks=("127.0.0.0/8",), **FAST)
+    ticket_id = create(server, credentials)
+    console = ConsoleStore(database_url)
+    try:
+        ann = create_agent(console)
+        now = int(time.time() * 1000)
+        console.assign(ticket_id, ann.id, by=ann, now_ms=now)
+        console.set_status(ticket_id, TicketStatus.PENDING, actor=ann.email, now_ms=now)
+    finally:
+        console.close()
+
+    wait_until(lambda: len(receiver.deliveries) >= 1)
+    time.sleep(0.5)
+
+    (delivery,) = receiver.deliveries
+    event = Verifier(secret).verify(delivery.body, delivery.headers)
+    assert event["type"] == "ticket.status_changed"
+    assert event["data"]["change"]["before"] == {"status": "Open"}
+    assert event["data"]["change"]["after"] == {"status": "Pending"}
+
+
+def test_a_dead_webhook_message_is_listed_and_sent_again_on_retry(
+    start_server: StartServer,
+    credentials: Credentials,
+    database_url: str,
+) -> None:
+    receiver = Receiver(failures=2)
+    try:
+        add_webhook(database_url, receiver.url)
+        server = start_server(
+            webhook_allowed_networks=("127.0.0.0/8",), outbox_max_attempts=2, **FAST
+        )
+        create(server, credentials)
+
+        def dead() -> list[dict[str, Any]]:
+            listed = helpline(database_url, "outbox", "list", "--dead", "--json")
+            return list(json.loads(listed.stdout))
+
+        wait_until(lambda: len(dead()) == 1)
+        (message,) = dead()
+        assert message["attempts"] == 2
+        assert "HTTP 500" in message["lastError"]
+        assert len(receiver.deliveries) == 2
+
+        retried = helpline(database_url, "outbox", "retry", str(message["id"]))
+        assert retried.returncode == 0, retried.stderr
+        wait_until(lambda: len(receiver.deliveries) == 3)
+        wait_until(lambda: dead() == [])
+    finally:
+        receiver.close()
+
+
+def test_webhooks_add_refuses_loopback_unless_allowed_and_prints_only_the_secret(
+    database_url: str, receiver: Receiver, credentials: Credentials
+) -> None:
+    refused = helpline(
+        database_url, "webhooks", "add", "--org", "acme", "--url", receiver.url
+    )
+    assert refused.returncode == 2
+    assert "HELPLINE_WEBHOOK_ALLOWED_NETWORKS" in refused.stderr
+    assert refused.stdout == ""
+
+    secret = add_webhook(database_url, receiver.url)
+    assert secret.startswith("whsec_")
+    assert "\n" not in secret
+
+    listed = json.loads(helpline(database_url, "webhooks", "list", "--json").stdout)
+    assert [(hook["url"], hook["events"]) for hook in listed] == [(receiver.url, None)]
+    assert secret not in json.dumps(listed)
+
+    removed = helpline(database_url, "webhooks", "remove", str(listed[0]["id"]))
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(helpline(database_url, "webhooks", "list", "--json").stdout) == []
+
+
+def test_removing_a_webhook_marks_what_it_had_to_receive_dead(
+    start_server: StartServer,
+    credentials: Credentials,
+    database_url: str,
+    outbox: OutboxStore,
+) -> None:
+    add_webhook(database_url, "http://127.0.0.1:9/unreachable")
+    server = start_server(
+        webhook_allowed_networks=("127.0.0.0/8",),
+        **{**FAST, "outbox_retry_seconds": 60.0},
+    )
+    ticket_id = create(server, credentials)
+    wait_until(
+        lambda: any(
+            m.channel == "webhook" and m.attempts == 1 and m.last_error
+            for m in messages(outbox, ticket_id)
+        )
+    )
+    (hook,) = outbox.list_webhooks()
+
+    assert outbox.remove_webhook(hook.id, now_ms=int(time.time() * 1000)) == 1
+    (message,) = [m for m in messages(outbox, ticket_id) if m.channel == "webhook"]
+    assert message.state == "dead"
+    assert message.last_error == f"webhook {hook.id} was removed"
+
+
+# Retries and readiness
+
+
+def test_retries_start_within_30_seconds_and_spread_over_hours() -> None:
+    delays = [retry_delay(attempt, 15.0) for attempt in range(1, 13)]
+
+    assert delays[0] <= 30
+    growing = delays[:9]
+    assert all(b > a for a, b in itertools.pairwise(growing))
+    assert sum(delays) > 6 * 3600
+    assert max(delays) <= MAX_RETRY_DELAY_SECONDS * 1.2
+
+
+def test_readiness_shows_the_outbox(
+    start_server: StartServer, smtp: SmtpServer
+) -> None:
+    server = start_server(smtp_url=smtp.url, **FAST)
+
+    outbox = httpx.get(f"{server.url}/readyz").json()["outbox"]
+
+    assert outbox["email"] == "configured"
+    assert outbox["dispatcher"] in ("running", "standby")
+    assert {"pending", "retrying", "dead"} <= outbox.keys()
+
+
+def test_serve_refuses_smtp_without_a_sender(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="HELPLINE_MAIL_FROM"):
+        ServerProcess(
+            tmp_path,
+            "--database",
+            f"sqlite:///{tmp_path / 'h.db'}",
+            environment={"HELPLINE_SMTP_URL": "smtp://127.0.0.1:2525"},
+        )
