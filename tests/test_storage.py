@@ -211,3 +211,18 @@ def test_upgrade_from_0001_keeps_tickets_and_counts_the_open_ones(
         (3, True),
     ]
     assert counted == 2
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_search_index_merges_sixteen_segments_a_level(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        settings = dict(
+            connection.execute(sa.text("SELECT k, v FROM tickets_search_config")).all()
+        )
+    engine.dispose()
+
+    assert settings["automerge"] == 16
+    assert settings["crisismerge"] == 64

@@ -10,10 +10,11 @@ cursor to avoid; measured in ``bench/``, page 5,000 of a million tickets is slow
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from helpline.storage.records import OpenTicketsPage, TicketSummary
+from helpline.storage.records import OpenTicketsPage, OpenTicketsWindow, TicketSummary
 
 _COLUMNS = "id, created_at_ms, status, subject"
 OPEN_PAGE_SQL = f"""
@@ -25,8 +26,10 @@ LIMIT ? OFFSET ?
 OPEN_COUNT_SQL = (
     "SELECT open_tickets FROM organization_counters WHERE organization_id = ?"
 )
+# With each ticket's submitter, to pick the caller's own tickets out of the same rows.
 OPEN_WINDOW_SQL = f"""
-SELECT {_COLUMNS} FROM tickets INDEXED BY ix_tickets_open_by_organization
+SELECT {_COLUMNS}, submitter_email
+FROM tickets INDEXED BY ix_tickets_open_by_organization
 WHERE organization_id = ? AND is_open = 1 AND created_at_ms BETWEEN ? AND ?
 ORDER BY created_at_ms DESC, id DESC
 LIMIT ?
@@ -64,9 +67,8 @@ def open_tickets_page(
         rows = connection.execute(
             OPEN_PAGE_SQL, (organization_id, page_size + 1, (page - 1) * page_size)
         ).fetchall()
-    tickets = [TicketSummary(*row) for row in rows[:page_size]]
     total = counted[0] if counted else 0
-    return OpenTicketsPage(total, tickets, has_next_page=len(rows) > page_size)
+    return OpenTicketsPage(total, rows[:page_size], has_next_page=len(rows) > page_size)
 
 
 def open_tickets_in_window(
@@ -75,18 +77,43 @@ def open_tickets_in_window(
     organization_id: int,
     start_ms: int | None,
     end_ms: int | None,
-    submitter_email: str | None = None,
+    submitter_email: str,
     limit: int,
-) -> list[TicketSummary]:
-    """Open tickets created in ``[start_ms, end_ms]``, newest first, at most
-    ``limit``; only ``submitter_email``'s when given."""
+) -> OpenTicketsWindow:
+    """The organization's open tickets created in ``[start_ms, end_ms]``, newest
+    first, at most ``limit``, and ``submitter_email``'s likewise."""
     window = window_bounds(start_ms, end_ms)
-    sql = OPEN_WINDOW_SQL
-    parameters: tuple[object, ...] = (organization_id, *window, limit)
-    if submitter_email is not None:
-        sql = OPEN_WINDOW_OF_SUBMITTER_SQL
-        parameters = (organization_id, submitter_email, *window, limit)
-    return [TicketSummary(*row) for row in connection.execute(sql, parameters)]
+    rows = connection.execute(OPEN_WINDOW_SQL, (organization_id, *window, limit))
+    tickets, own = split_by_submitter(
+        rows.fetchall(), submitter_email=submitter_email, limit=limit
+    )
+    if own is None:
+        own = connection.execute(
+            OPEN_WINDOW_OF_SUBMITTER_SQL,
+            (organization_id, submitter_email, *window, limit),
+        ).fetchall()
+    return OpenTicketsWindow(tickets, own)
+
+
+def split_by_submitter(
+    rows: Sequence[Any], *, submitter_email: str, limit: int
+) -> tuple[list[TicketSummary], list[TicketSummary] | None]:
+    """The tickets of rows read with ``OPEN_WINDOW_SQL`` (at most ``limit``), and
+    the submitter's among them: the same list when all are theirs.
+
+    The submitter's are None when the rows may leave some of theirs out, which
+    they do only when the organization's list was cut (``limit`` rows) with fewer
+    than ``limit`` of theirs in it; then they need a query of their own.
+    """
+    tickets: list[TicketSummary] = [row[:4] for row in rows]
+    own = [
+        ticket
+        for ticket, row in zip(tickets, rows, strict=True)
+        if row[4] == submitter_email
+    ]
+    if len(own) == len(tickets):
+        return tickets, tickets
+    return tickets, (own if len(rows) < limit else None)
 
 
 @contextmanager

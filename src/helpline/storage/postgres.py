@@ -36,15 +36,15 @@ from helpline.domain.ratelimit import retry_after_seconds
 from helpline.domain.tickets import NewTicket, TicketStatus
 from helpline.storage.engine import PoolSettings, postgres_dsn
 from helpline.storage.errors import StorageUnavailable
-from helpline.storage.listing import window_bounds
+from helpline.storage.listing import split_by_submitter, window_bounds
 from helpline.storage.records import (
     KEY_COLUMNS,
     Created,
     CreateOutcome,
     KeyReused,
     OpenTicketsPage,
+    OpenTicketsWindow,
     Replayed,
-    TicketSummary,
     api_key_from_row,
 )
 from helpline.storage.tickets import ticket_row
@@ -148,8 +148,9 @@ LIMIT $2 OFFSET $3
 OPEN_COUNT_SQL = (
     "SELECT open_tickets FROM organization_counters WHERE organization_id = $1"
 )
+# With each ticket's submitter, to pick the caller's own tickets out of the same rows.
 OPEN_WINDOW_SQL = f"""
-SELECT {_COLUMNS} FROM tickets
+SELECT {_COLUMNS}, submitter_email FROM tickets
 WHERE organization_id = $1 AND is_open AND created_at_ms BETWEEN $2 AND $3
 ORDER BY created_at_ms DESC, id DESC
 LIMIT $4
@@ -415,7 +416,7 @@ class PostgresTicketStore:
                 rows = await connection.fetch(
                     OPEN_PAGE_SQL, organization_id, page_size + 1, offset
                 )
-            tickets = [TicketSummary(*row) for row in rows[:page_size]]
+            tickets = [tuple(row) for row in rows[:page_size]]
             return OpenTicketsPage(
                 total or 0, tickets, has_next_page=len(rows) > page_size
             )
@@ -428,21 +429,24 @@ class PostgresTicketStore:
         organization_id: int,
         start_ms: int | None,
         end_ms: int | None,
-        submitter_email: str | None = None,
+        submitter_email: str,
         limit: int,
-    ) -> list[TicketSummary]:
+    ) -> OpenTicketsWindow:
         window = window_bounds(start_ms, end_ms)
-        if submitter_email is None:
-            rows = await self._fetch(OPEN_WINDOW_SQL, organization_id, *window, limit)
-        else:
-            rows = await self._fetch(
+        rows = await self._fetch(OPEN_WINDOW_SQL, organization_id, *window, limit)
+        tickets, own = split_by_submitter(
+            rows, submitter_email=submitter_email, limit=limit
+        )
+        if own is None:
+            own_rows = await self._fetch(
                 OPEN_WINDOW_OF_SUBMITTER_SQL,
                 organization_id,
                 *window,
                 limit,
                 submitter_email,
             )
-        return [TicketSummary(*row) for row in rows]
+            own = [tuple(row) for row in own_rows]
+        return OpenTicketsWindow(tickets, own)
 
     async def ping(self) -> None:
         await self._fetchrow("SELECT count(*) FROM organizations")

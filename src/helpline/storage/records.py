@@ -53,14 +53,10 @@ class AttachmentRecord:
     created_at_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class TicketSummary:
-    """A ticket as the open-ticket listings show it."""
-
-    id: int
-    created_at_ms: int
-    status: str
-    subject: str | None
+# A ticket as the open-ticket listings show it: (id, created_at_ms, status,
+# subject). A plain tuple, the row as the database driver hands it over, so that a
+# listing of a thousand tickets builds no second object for each.
+TicketSummary = tuple[int, int, str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +64,18 @@ class OpenTicketsPage:
     total: int
     tickets: list[TicketSummary]
     has_next_page: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTicketsWindow:
+    """An organization's open tickets of a time window, and one submitter's.
+
+    ``submitter_tickets`` is ``tickets`` itself, the same list, when every ticket
+    listed is the submitter's.
+    """
+
+    tickets: list[TicketSummary]
+    submitter_tickets: list[TicketSummary]
 
 
 @dataclass(frozen=True, slots=True)

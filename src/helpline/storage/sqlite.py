@@ -27,7 +27,7 @@ from helpline.storage.records import (
     KEY_COLUMNS,
     CreateOutcome,
     OpenTicketsPage,
-    TicketSummary,
+    OpenTicketsWindow,
     api_key_from_row,
 )
 from helpline.storage.tickets import (
@@ -131,10 +131,11 @@ class SqliteTicketStore:
         organization_id: int,
         start_ms: int | None,
         end_ms: int | None,
-        submitter_email: str | None = None,
+        submitter_email: str,
         limit: int,
-    ) -> list[TicketSummary]:
-        """Open tickets created in the window (bounds inclusive, None open-ended)."""
+    ) -> OpenTicketsWindow:
+        """Open tickets created in the window (bounds inclusive, None open-ended):
+        the organization's, and the submitter's."""
         return self._read(
             lambda reader: open_tickets_in_window(
                 reader,

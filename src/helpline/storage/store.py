@@ -18,7 +18,7 @@ from helpline.domain.ratelimit import RateLimiter
 from helpline.domain.tickets import NewTicket
 from helpline.storage.engine import PoolSettings, is_postgres
 from helpline.storage.postgres import PostgresTicketStore
-from helpline.storage.records import CreateOutcome, OpenTicketsPage, TicketSummary
+from helpline.storage.records import CreateOutcome, OpenTicketsPage, OpenTicketsWindow
 from helpline.storage.sqlite import SqliteTicketStore
 
 
@@ -80,10 +80,12 @@ class TicketStore(Protocol):
         organization_id: int,
         start_ms: int | None,
         end_ms: int | None,
-        submitter_email: str | None = None,
+        submitter_email: str,
         limit: int,
-    ) -> list[TicketSummary]:
-        """Open tickets created in the window (bounds inclusive, None open-ended)."""
+    ) -> OpenTicketsWindow:
+        """The organization's open tickets created in the window (bounds
+        inclusive, None open-ended), newest first, at most ``limit``, and
+        ``submitter_email``'s likewise (the same list when all listed are theirs)."""
         ...
 
     def attachment_check(self) -> Callable[[str], bool]:
