@@ -553,6 +553,26 @@ def test_a_dead_webhook_message_is_listed_and_sent_again_on_retry(
         receiver.close()
 
 
+def test_purge_deletes_only_messages_sent_before_the_cutoff(
+    start_server: StartServer,
+    credentials: Credentials,
+    smtp: SmtpServer,
+    database_url: str,
+    outbox: OutboxStore,
+) -> None:
+    start_server(smtp_url=smtp.url, **FAST)
+    create(start_server(dispatcher=False), credentials)
+    smtp.mailbox.wait_for(3)
+    wait_until(lambda: {m.state for m in messages(outbox)} == {"sent"})
+
+    kept = helpline(database_url, "outbox", "purge", "--sent-days", "1")
+    assert kept.returncode == 0, kept.stderr
+    assert len(messages(outbox)) == 3
+    purged = helpline(database_url, "outbox", "purge", "--sent-days", "0")
+    assert "deleted 3 message(s)" in purged.stderr
+    assert messages(outbox) == []
+
+
 def test_webhooks_add_refuses_loopback_unless_allowed_and_prints_only_the_secret(
     database_url: str, receiver: Receiver, credentials: Credentials
 ) -> None:

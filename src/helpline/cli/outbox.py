@@ -216,6 +216,25 @@ def retry_messages(message_ids: Sequence[int], database_url: str) -> None:
         raise click.ClickException(f"no message has the id {missing[0]}")
 
 
+@outbox.command("purge")
+@click.option(
+    "--sent-days",
+    type=click.IntRange(0, None),
+    default=30,
+    show_default=True,
+    help="Delete messages sent more than this many days ago.",
+)
+@database_option
+def purge_messages(sent_days: int, database_url: str) -> None:
+    """Delete old sent messages; pending and dead ones are kept."""
+    cutoff = now_ms() - sent_days * 86_400_000
+    with opened(database_url, OutboxStore) as store:
+        deleted = store.purge_sent(sent_before_ms=cutoff)
+    click.echo(
+        f"deleted {deleted} message(s) sent more than {sent_days} days ago", err=True
+    )
+
+
 @click.command()
 @database_option
 def worker(database_url: str) -> None:

@@ -447,6 +447,19 @@ class OutboxStore(AdminStore):
         with self._transaction() as connection:
             return [_message(row) for row in connection.execute(query.limit(limit))]
 
+    def purge_sent(self, *, sent_before_ms: int) -> int:
+        """Delete messages sent before this time; returns how many. Pending and
+        dead messages stay, whatever their age."""
+        with self._transaction() as connection:
+            return int(
+                connection.execute(
+                    outbox_messages.delete().where(
+                        outbox_messages.c.state == SENT,
+                        outbox_messages.c.sent_at_ms < sent_before_ms,
+                    )
+                ).rowcount
+            )
+
     def retry(self, message_ids: Sequence[int], *, now_ms: int) -> list[int]:
         """Send these messages again as soon as a dispatcher can, whatever their
         state; returns the ids that exist."""
