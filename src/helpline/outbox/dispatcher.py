@@ -125,8 +125,8 @@ class DispatchConfig:
 
 def retry_delay(attempts: int, base_seconds: float) -> float:
     """Seconds to wait after the ``attempts``-th failed attempt."""
-    delay = min(MAX_RETRY_DELAY_SECONDS, base_seconds * 2.0 ** max(0, attempts - 1))
-    return float(delay * _jitter.uniform(0.8, 1.2))
+    delay = base_seconds * 2.0 ** min(40, max(0, attempts - 1))
+    return float(min(MAX_RETRY_DELAY_SECONDS, delay * _jitter.uniform(0.8, 1.2)))
 
 
 class Dispatcher:
