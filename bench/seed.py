@@ -3,9 +3,9 @@
 The schema comes from ``helpline db upgrade`` and the organization with its key
 from a first ``helpline serve``, exactly as an operator gets them. The tickets
 are then written with plain SQL, a few hundred thousand per transaction, with
-their 'created' events and the counters the API keeps beside them, as if the key
-had created one ticket every ~32 seconds over the last year. Rounds copy the
-file instead of seeding again.
+their 'created' events and the counters the API keeps beside them (per
+organization, status and day), as if the key had created one ticket every ~32
+seconds over the last year. Rounds copy the file instead of seeding again.
 """
 
 from __future__ import annotations
@@ -106,6 +106,11 @@ FROM tickets WHERE id > ?
 _SET_OPEN_COUNTERS = """
 INSERT OR REPLACE INTO organization_counters (organization_id, open_tickets)
 SELECT organization_id, count(*) FROM tickets WHERE is_open GROUP BY organization_id
+"""
+_SET_OPEN_DAYS = """
+INSERT OR REPLACE INTO open_ticket_days (organization_id, day, open_tickets)
+SELECT organization_id, created_at_ms / 86400000, count(*) FROM tickets WHERE is_open
+GROUP BY 1, 2
 """
 _SET_STATUS_COUNTS = """
 INSERT OR REPLACE INTO ticket_status_counts (organization_id, status, tickets)
@@ -224,6 +229,7 @@ def _insert_tickets(path: Path, *, tickets: int, first_ms: int, last_ms: int) ->
             connection.execute("COMMIT")
         connection.execute("BEGIN")
         connection.execute(_SET_OPEN_COUNTERS)
+        connection.execute(_SET_OPEN_DAYS)
         connection.execute(_SET_STATUS_COUNTS)
         connection.execute("COMMIT")
         connection.execute("PRAGMA journal_mode=WAL")

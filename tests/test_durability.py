@@ -130,6 +130,20 @@ HALF_WRITTEN = {
                                  WHERE t.organization_id = c.organization_id
                                    AND t.is_open)
     """,
+    "open-ticket day counter off": """
+        SELECT d.organization_id FROM open_ticket_days AS d
+        WHERE d.open_tickets <> (SELECT count(*) FROM tickets AS t
+                                 WHERE t.organization_id = d.organization_id
+                                   AND t.created_at_ms / 86400000 = d.day
+                                   AND t.is_open)
+    """,
+    "open ticket without its day counter": """
+        SELECT t.id FROM tickets AS t
+        WHERE t.is_open AND NOT EXISTS (
+            SELECT 1 FROM open_ticket_days AS d
+            WHERE d.organization_id = t.organization_id
+              AND d.day = t.created_at_ms / 86400000)
+    """,
     "status counter off": """
         SELECT c.organization_id FROM ticket_status_counts AS c
         WHERE c.tickets <> (SELECT count(*) FROM tickets AS t

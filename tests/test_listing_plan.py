@@ -11,9 +11,14 @@ import pytest
 from helpline.storage import listing, postgres
 from helpline.storage.engine import postgres_dsn, sqlite_file
 
-LISTINGS = ["page", "window", "window-of-submitter"]
+LISTINGS = ["page", "page-from-day", "window", "window-of-submitter"]
 SQLITE_LISTINGS = {
     "page": (listing.OPEN_PAGE_SQL, (1, 101, 900), "ix_tickets_open_by_organization"),
+    "page-from-day": (
+        listing.OPEN_PAGE_FROM_SQL,
+        (1, 10, 101, 900),
+        "ix_tickets_open_by_organization",
+    ),
     "window": (
         listing.OPEN_WINDOW_SQL,
         (1, 0, 10, 1001),
@@ -27,6 +32,11 @@ SQLITE_LISTINGS = {
 }
 POSTGRES_LISTINGS = {
     "page": (postgres.OPEN_PAGE_SQL, "1, 101, 900", "ix_tickets_open_by_organization"),
+    "page-from-day": (
+        postgres.OPEN_PAGE_FROM_SQL,
+        "1, 10, 101, 900",
+        "ix_tickets_open_by_organization",
+    ),
     "window": (
         postgres.OPEN_WINDOW_SQL,
         "1, 0, 10, 1001",
@@ -102,3 +112,27 @@ def test_postgres_total_is_read_from_the_counter_row(database_url: str) -> None:
     explained = postgres_plan(database_url, postgres.OPEN_COUNT_SQL, "1")
 
     assert "Index Scan using organization_counters_pkey" in explained
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_deep_page_reads_only_the_organizations_days_in_order(
+    database_url: str,
+) -> None:
+    explained = sqlite_plan(database_url, listing.OPEN_DAYS_SQL, (1,))
+
+    assert "SEARCH open_ticket_days USING INDEX" in explained
+    assert "(organization_id=?)" in explained
+    assert "SCAN" not in explained
+    assert "TEMP B-TREE" not in explained
+
+
+@pytest.mark.backends("postgresql")
+def test_postgres_deep_page_reads_only_the_organizations_days(
+    database_url: str,
+) -> None:
+    explained = postgres_plan(database_url, postgres.OPEN_DAY_SQL, "1, 5000")
+
+    # One row per day: sorting an organization's few hundred days is cheap, so
+    # what must hold is that only its rows are read, through the key.
+    assert "open_ticket_days_pkey" in explained
+    assert "Seq Scan" not in explained

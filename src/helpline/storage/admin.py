@@ -23,6 +23,7 @@ from helpline.storage.engine import (
     sqlite_file,
 )
 from helpline.storage.errors import AlreadyExists, NotFound, StorageUnavailable
+from helpline.storage.listing import ticket_day
 from helpline.storage.records import (
     ApiKeyInfo,
     AttachmentRecord,
@@ -43,6 +44,13 @@ from helpline.storage.schema import (
     ticket_status_counts,
     tickets,
 )
+
+_COUNT_OPEN_DAY = sa.text("""
+INSERT INTO open_ticket_days AS counter (organization_id, day, open_tickets)
+VALUES (:organization_id, :day, :first)
+ON CONFLICT (organization_id, day)
+DO UPDATE SET open_tickets = counter.open_tickets + :change
+""")
 
 
 class AdminStore:
@@ -236,7 +244,11 @@ class AdminStore:
         """
         with self._transaction() as connection:
             found = connection.execute(
-                sa.select(tickets.c.status, tickets.c.organization_id)
+                sa.select(
+                    tickets.c.status,
+                    tickets.c.organization_id,
+                    tickets.c.created_at_ms,
+                )
                 .where(tickets.c.id == ticket_id)
                 .with_for_update()
             ).one_or_none()
@@ -253,11 +265,17 @@ class AdminStore:
                     status=status.value, is_open=status.is_open, updated_at_ms=now_ms
                 )
             )
-            if before.is_open != status.is_open:
-                change = 1 if status.is_open else -1
-                _count_open(connection, found.organization_id, change)
+            # The counter tables in the order a server's batch adds to them, so
+            # that the two never wait for each other's row locks in a cycle.
+            opened = 1 if status.is_open else -1
+            flipped = before.is_open != status.is_open
+            if flipped:
+                _count_open(connection, found.organization_id, opened)
             _count_status(connection, found.organization_id, before, -1)
             _count_status(connection, found.organization_id, status, 1)
+            if flipped:
+                day = ticket_day(found.created_at_ms)
+                _count_open_day(connection, found.organization_id, day, opened)
             connection.execute(
                 ticket_events.insert().values(
                     ticket_id=ticket_id,
@@ -450,6 +468,22 @@ def _count_open(connection: sa.Connection, organization_id: int, change: int) ->
         organization_counters.c.open_tickets,
         {"organization_id": organization_id},
         change,
+    )
+
+
+def _count_open_day(
+    connection: sa.Connection, organization_id: int, day: int, change: int
+) -> None:
+    # An upsert, not _add_to_count's update-then-insert: a server may be creating
+    # this day's first ticket on PostgreSQL at the same moment.
+    connection.execute(
+        _COUNT_OPEN_DAY,
+        {
+            "organization_id": organization_id,
+            "day": day,
+            "first": max(change, 0),
+            "change": change,
+        },
     )
 
 

@@ -10,9 +10,10 @@ What several nodes must agree on, they agree on through the database:
 - an idempotency key is claimed with ``INSERT … ON CONFLICT``, which waits for a
   claim that another node's transaction holds; once that commits, this node
   replays its answer;
-- the open-ticket counters are added once a batch, in organization order, and
-  claims are taken in key order, so that two nodes' batches take row locks in one
-  order and cannot deadlock each other;
+- the counters (open tickets per organization and per day, tickets per status)
+  are added once a batch, each table in key order, and claims are taken in key
+  order, so that two nodes' batches take row locks in one order and cannot
+  deadlock each other;
 - the rate limit's token buckets are rows of ``rate_limit_buckets``, taken on the
   database's clock.
 """
@@ -36,7 +37,13 @@ from helpline.domain.ratelimit import retry_after_seconds
 from helpline.domain.tickets import NewTicket, TicketStatus
 from helpline.storage.engine import PoolSettings, postgres_dsn
 from helpline.storage.errors import StorageUnavailable
-from helpline.storage.listing import split_by_submitter, window_bounds
+from helpline.storage.listing import (
+    DEEP_OFFSET,
+    last_ms_of_day,
+    split_by_submitter,
+    ticket_day,
+    window_bounds,
+)
 from helpline.storage.records import (
     KEY_COLUMNS,
     Created,
@@ -101,6 +108,12 @@ SELECT * FROM unnest($1::integer[], $2::integer[])
 ON CONFLICT (organization_id)
 DO UPDATE SET open_tickets = counter.open_tickets + excluded.open_tickets
 """
+_COUNT_OPEN_DAYS = """
+INSERT INTO open_ticket_days AS counter (organization_id, day, open_tickets)
+SELECT * FROM unnest($1::integer[], $2::bigint[], $3::integer[])
+ON CONFLICT (organization_id, day)
+DO UPDATE SET open_tickets = counter.open_tickets + excluded.open_tickets
+"""
 _COUNT_STATUSES = """
 INSERT INTO ticket_status_counts AS counter (organization_id, status, tickets)
 SELECT * FROM unnest($1::integer[], $2::text[], $3::integer[])
@@ -145,6 +158,25 @@ WHERE organization_id = $1 AND is_open
 ORDER BY created_at_ms DESC, id DESC
 LIMIT $2 OFFSET $3
 """  # noqa: S608 - no value is formatted in, only the column list
+# A deep page, from the last millisecond of the day it starts in (see listing.py).
+OPEN_PAGE_FROM_SQL = f"""
+SELECT {_COLUMNS} FROM tickets
+WHERE organization_id = $1 AND is_open AND created_at_ms <= $2
+ORDER BY created_at_ms DESC, id DESC
+LIMIT $3 OFFSET $4
+"""  # noqa: S608
+# The day the offset falls in and the open tickets of the newer days, as
+# listing.day_of_offset finds them, summed on the server: the one day whose newer
+# days hold at most the offset and which, with them, holds more. The running sum
+# only grows, so no other day (nor a day of 0) qualifies; no row past the end.
+OPEN_DAY_SQL = """
+SELECT day, through - open_tickets FROM (
+    SELECT day, open_tickets,
+           sum(open_tickets) OVER (ORDER BY day DESC) AS through
+    FROM open_ticket_days WHERE organization_id = $1
+) AS days
+WHERE through - open_tickets <= $2 AND through > $2
+"""
 OPEN_COUNT_SQL = (
     "SELECT open_tickets FROM organization_counters WHERE organization_id = $1"
 )
@@ -197,10 +229,14 @@ class PostgresTransaction:
         self.connection = connection
         self._open_tickets: Counter[int] = Counter()
         self._statuses: Counter[tuple[int, str]] = Counter()
+        self._open_days: Counter[tuple[int, int]] = Counter()
 
-    def count_new_ticket(self, organization_id: int, status: TicketStatus) -> None:
+    def count_new_ticket(
+        self, organization_id: int, status: TicketStatus, *, created_at_ms: int
+    ) -> None:
         if status.is_open:
             self._open_tickets[organization_id] += 1
+            self._open_days[organization_id, ticket_day(created_at_ms)] += 1
         self._statuses[organization_id, status.value] += 1
 
     async def add_counters(self) -> None:
@@ -218,6 +254,15 @@ class PostgresTransaction:
                 _COUNT_STATUSES,
                 [organization for organization, _ in keys],
                 [status for _, status in keys],
+                list(counts),
+            )
+        open_days = sorted(self._open_days.items())
+        if open_days:
+            keys, counts = zip(*open_days, strict=True)
+            await self.connection.execute(
+                _COUNT_OPEN_DAYS,
+                [organization for organization, _ in keys],
+                [day for _, day in keys],
                 list(counts),
             )
 
@@ -413,9 +458,17 @@ class PostgresTicketStore:
                 isolation="repeatable_read", readonly=True
             ):
                 total = await connection.fetchval(OPEN_COUNT_SQL, organization_id)
-                rows = await connection.fetch(
-                    OPEN_PAGE_SQL, organization_id, page_size + 1, offset
-                )
+                if offset < DEEP_OFFSET:
+                    rows = await connection.fetch(
+                        OPEN_PAGE_SQL, organization_id, page_size + 1, offset
+                    )
+                else:
+                    rows = await _deep_page(
+                        connection,
+                        organization_id=organization_id,
+                        limit=page_size + 1,
+                        offset=offset,
+                    )
             tickets = [tuple(row) for row in rows[:page_size]]
             return OpenTicketsPage(
                 total or 0, tickets, has_next_page=len(rows) > page_size
@@ -562,13 +615,34 @@ async def _once_per_claim(
     return Created(stored_id)
 
 
+async def _deep_page(
+    connection: asyncpg.Connection, *, organization_id: int, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    """``OPEN_PAGE_SQL``'s rows, found from the day the offset falls in."""
+    day = await connection.fetchrow(OPEN_DAY_SQL, organization_id, offset)
+    if day is None:
+        return []  # past the last open ticket
+
+    start_day, skipped = day
+    rows: list[asyncpg.Record] = await connection.fetch(
+        OPEN_PAGE_FROM_SQL,
+        organization_id,
+        last_ms_of_day(start_day),
+        limit,
+        offset - skipped,
+    )
+    return rows
+
+
 async def _write_ticket(transaction: PostgresTransaction, ticket: NewTicket) -> int:
     connection = transaction.connection
     after = _encode_json({"status": ticket.status.value}).decode()
     ticket_id: int = await connection.fetchval(
         _INSERT_TICKET, *ticket_row(ticket), after
     )
-    transaction.count_new_ticket(ticket.organization_id, ticket.status)
+    transaction.count_new_ticket(
+        ticket.organization_id, ticket.status, created_at_ms=ticket.created_at_ms
+    )
     if ticket.rma is not None:
         await connection.execute(
             _INSERT_RMA, ticket_id, *dataclasses.astuple(ticket.rma)

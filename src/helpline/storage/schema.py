@@ -97,6 +97,23 @@ organization_counters = sa.Table(
     sa.Column("open_tickets", sa.Integer, nullable=False),
 )
 
+# Open tickets per organization and day of creation (migration 0007), so that a
+# deep page of openTickets starts at its day instead of skipping every newer ticket.
+# ``day`` is ``created_at_ms // 86_400_000`` (a UTC day); a day whose tickets have
+# all been closed keeps its row, at 0.
+open_ticket_days = sa.Table(
+    "open_ticket_days",
+    metadata,
+    sa.Column(
+        "organization_id",
+        sa.Integer,
+        sa.ForeignKey("organizations.id"),
+        primary_key=True,
+    ),
+    sa.Column("day", sa.BigInteger, primary_key=True),
+    sa.Column("open_tickets", sa.Integer, nullable=False),
+)
+
 rma_requests = sa.Table(
     "rma_requests",
     metadata,

@@ -15,6 +15,7 @@ import msgspec
 from helpline.domain.feedback import NewFeedback
 from helpline.domain.idempotency import IDEMPOTENCY_WINDOW_MS, IdempotencyClaim
 from helpline.domain.tickets import NewTicket
+from helpline.storage.listing import ticket_day
 from helpline.storage.records import Created, CreateOutcome, KeyReused, Replayed
 
 _INSERT_TICKET = """
@@ -28,6 +29,10 @@ INSERT INTO tickets (
 _COUNT_OPEN_TICKET = """
 INSERT INTO organization_counters (organization_id, open_tickets) VALUES (?, 1)
 ON CONFLICT (organization_id) DO UPDATE SET open_tickets = open_tickets + 1
+"""
+_COUNT_OPEN_DAY = """
+INSERT INTO open_ticket_days (organization_id, day, open_tickets) VALUES (?, ?, 1)
+ON CONFLICT (organization_id, day) DO UPDATE SET open_tickets = open_tickets + 1
 """
 _COUNT_STATUS = """
 INSERT INTO ticket_status_counts (organization_id, status, tickets) VALUES (?, ?, 1)
@@ -164,6 +169,8 @@ def _write_ticket(connection: sqlite3.Connection, ticket: NewTicket) -> int:
     )
     if ticket.status.is_open:
         connection.execute(_COUNT_OPEN_TICKET, (ticket.organization_id,))
+        day = ticket_day(ticket.created_at_ms)
+        connection.execute(_COUNT_OPEN_DAY, (ticket.organization_id, day))
     connection.execute(_COUNT_STATUS, (ticket.organization_id, ticket.status.value))
     if ticket.rma is not None:
         connection.execute(_INSERT_RMA, (ticket_id, *dataclasses.astuple(ticket.rma)))
