@@ -352,7 +352,7 @@ async def deliver(
     raise _failed_status(url, status, response_headers, now=now)
 
 
-# TODO: check_destination resolves the host, and then httpx resolves it again when
+# A known gap: check_destination resolves the host, and httpx resolves it again when
 # it connects. A DNS server that answers differently the second time (rebinding)
 # could steer the request to an address we refused. Closing the gap means
 # connecting to the checked address itself, which needs a transport that takes the
