@@ -20,10 +20,12 @@ import sqlalchemy as sa
 import uvicorn
 
 from helpline.config import Settings
+from helpline.domain.agents import Agent, hash_password
 from helpline.domain.keys import ALL_PERMISSIONS, Permission, issue_key
 from helpline.http import create_app
 from helpline.observability import configure_logging
 from helpline.storage.admin import AdminStore
+from helpline.storage.console import ConsoleStore
 from helpline.storage.engine import is_sqlite, make_engine
 from helpline.storage.migrate import upgrade
 
@@ -223,6 +225,34 @@ def make_key(admin: AdminStore) -> MakeKey:
 @pytest.fixture
 def credentials(make_key: MakeKey) -> Credentials:
     return make_key()
+
+
+PASSWORD = "correct horse battery"
+
+
+def create_agent(
+    store: ConsoleStore, email: str = "ann@example.com", name: str = "Ann"
+) -> Agent:
+    """An agent who signs in with ``PASSWORD``."""
+    return store.create_agent(
+        email=email,
+        name=name,
+        password_hash=hash_password(PASSWORD),
+        now_ms=int(time.time() * 1000),
+    )
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[ConsoleStore]:
+    """The console's store on this test's database."""
+    console_store = ConsoleStore(database_url)
+    yield console_store
+    console_store.close()
+
+
+@pytest.fixture
+def ann(store: ConsoleStore) -> Agent:
+    return create_agent(store)
 
 
 class LiveServer:

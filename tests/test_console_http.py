@@ -20,16 +20,23 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from helpline.domain.agents import Agent, hash_password
+from helpline.domain.agents import Agent
 from helpline.domain.tickets import TicketStatus
 from helpline.storage.console import ConsoleStore
 from helpline.storage.engine import sqlite_file
 from helpline.storage.schema import console_sessions
 
-from .conftest import VALID_REQUEST, Credentials, LiveServer, MakeKey, StartServer
+from .conftest import (
+    PASSWORD,
+    VALID_REQUEST,
+    Credentials,
+    LiveServer,
+    MakeKey,
+    StartServer,
+    create_agent,
+)
 from .test_rma import VALID_RMA
 
-PASSWORD = "correct horse battery"
 WRONG_CREDENTIALS = "Wrong email or password."
 PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -45,26 +52,6 @@ MIB = 1024 * 1024
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[ConsoleStore]:
-    console_store = ConsoleStore(database_url)
-    yield console_store
-    console_store.close()
-
-
-def create_agent(
-    store: ConsoleStore, email: str = "ann@example.com", name: str = "Ann"
-) -> Agent:
-    return store.create_agent(
-        email=email, name=name, password_hash=hash_password(PASSWORD), now_ms=now_ms()
-    )
-
-
-@pytest.fixture
-def ann(store: ConsoleStore) -> Agent:
-    return create_agent(store)
 
 
 def new_ticket(server: LiveServer, credentials: Credentials, **changes: Any) -> int:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks import Webhook as Verifier
 
+from helpline.domain.agents import Agent
 from helpline.domain.tickets import TicketStatus
 from helpline.outbox.dispatcher import (
     DEPTH_FRESH_SECONDS,
@@ -39,7 +41,7 @@ from helpline.storage.outbox import OutboxMessage, OutboxStore
 
 from .conftest import VALID_REQUEST, Credentials, LiveServer, StartServer
 from .processes import ServerProcess, free_port
-from .test_console_http import Browser, create_agent, new_ticket
+from .test_console_http import Browser, new_ticket
 
 SENDER = "Acme Support <support@helpline.example>"
 SUBMITTER = "ops@acme.example"  # the credentials fixture's key user
@@ -162,6 +164,17 @@ def receiver() -> Iterator[Receiver]:
 # Helpers
 
 
+@contextmanager
+def signed_in(server: LiveServer) -> Iterator[Browser]:
+    """A browser signed in as the ``ann`` fixture's agent."""
+    browser = Browser(server)
+    try:
+        assert browser.sign_in().status_code == 303
+        yield browser
+    finally:
+        browser.close()
+
+
 def wait_until(condition: Callable[[], bool], seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -185,13 +198,13 @@ def helpline(database_url: str, *arguments: str, **environment: str) -> Any:
 
 @pytest.fixture
 def outbox(database_url: str) -> Iterator[OutboxStore]:
-    store = OutboxStore(database_url)
-    yield store
-    store.close()
+    opened = OutboxStore(database_url)
+    yield opened
+    opened.close()
 
 
-def messages(store: OutboxStore, ticket_id: int | None = None) -> list[OutboxMessage]:
-    return store.list_messages(ticket_id=ticket_id, limit=1000)
+def messages(outbox: OutboxStore, ticket_id: int | None = None) -> list[OutboxMessage]:
+    return outbox.list_messages(ticket_id=ticket_id, limit=1000)
 
 
 def create(server: LiveServer, credentials: Credentials, **changes: Any) -> int:
@@ -238,22 +251,18 @@ def test_replies_and_solving_are_mailed_on_the_ticket_thread_but_notes_never(
     start_server: StartServer,
     credentials: Credentials,
     smtp: SmtpServer,
-    database_url: str,
+    store: ConsoleStore,
+    ann: Agent,
 ) -> None:
     server = start_server(smtp_url=smtp.url, **FAST)
     ticket_id = create(server, credentials)
     smtp.mailbox.wait_for(3)
-    console = ConsoleStore(database_url)
-    try:
-        ann = create_agent(console)
-        now = int(time.time() * 1000)
-        console.add_message(ticket_id, kind="note", body="SECRET", by=ann, now_ms=now)
-        console.add_message(
-            ticket_id, kind="reply", body="Unplug it, please.", by=ann, now_ms=now
-        )
-        console.set_status(ticket_id, TicketStatus.SOLVED, actor=ann.email, now_ms=now)
-    finally:
-        console.close()
+    now = int(time.time() * 1000)
+    store.add_message(ticket_id, kind="note", body="SECRET", by=ann, now_ms=now)
+    store.add_message(
+        ticket_id, kind="reply", body="Unplug it, please.", by=ann, now_ms=now
+    )
+    store.set_status(ticket_id, TicketStatus.SOLVED, actor=ann.email, now_ms=now)
 
     smtp.mailbox.wait_for(9)
     time.sleep(0.3)
@@ -274,26 +283,17 @@ def test_a_reply_sent_from_the_console_page_is_mailed(
     start_server: StartServer,
     credentials: Credentials,
     smtp: SmtpServer,
-    database_url: str,
+    ann: Agent,
 ) -> None:
     server = start_server(smtp_url=smtp.url, **FAST)
     ticket_id = create(server, credentials, collaborators=[])
     smtp.mailbox.wait_for(1)
-    console = ConsoleStore(database_url)
-    try:
-        create_agent(console)
-    finally:
-        console.close()
-    browser = Browser(server)
-    try:
-        assert browser.sign_in().status_code == 303
+    with signed_in(server) as browser:
         path = f"/console/tickets/{ticket_id}"
         assert browser.post(f"{path}/reply", body="Try a new cable.").status_code == 303
         assert browser.post(f"{path}/note", body="internal only").status_code == 303
         _, reply = smtp.mailbox.wait_for(2)
         page = browser.get(path).text
-    finally:
-        browser.close()
 
     assert reply["To"] == SUBMITTER
     assert "Try a new cable." in reply.get_body(("plain",)).get_content()
@@ -344,7 +344,7 @@ def test_without_smtp_mails_wait_in_the_outbox_and_the_console_says_so(
     start_server: StartServer,
     credentials: Credentials,
     outbox: OutboxStore,
-    database_url: str,
+    ann: Agent,
 ) -> None:
     server = start_server(**FAST)
     ticket_id = create(server, credentials)
@@ -359,17 +359,8 @@ def test_without_smtp_mails_wait_in_the_outbox_and_the_console_says_so(
     assert ready["outbox"]["email"] == "not configured"
     assert ready["outbox"]["pending"] >= 3
 
-    console = ConsoleStore(database_url)
-    try:
-        create_agent(console)
-    finally:
-        console.close()
-    browser = Browser(server)
-    try:
-        assert browser.sign_in().status_code == 303
+    with signed_in(server) as browser:
         page = browser.get(f"/console/tickets/{ticket_id}").text
-    finally:
-        browser.close()
     assert "Email is not configured" in page
     assert "3 for this ticket" in page
 
@@ -499,18 +490,15 @@ def test_webhooks_get_the_events_they_asked_for(
     credentials: Credentials,
     receiver: Receiver,
     database_url: str,
+    store: ConsoleStore,
+    ann: Agent,
 ) -> None:
     secret = add_webhook(database_url, receiver.url, "ticket.status_changed")
     server = start_server(webhook_allowed_networks=("127.0.0.0/8",), **FAST)
     ticket_id = create(server, credentials)
-    console = ConsoleStore(database_url)
-    try:
-        ann = create_agent(console)
-        now = int(time.time() * 1000)
-        console.assign(ticket_id, ann.id, by=ann, now_ms=now)
-        console.set_status(ticket_id, TicketStatus.PENDING, actor=ann.email, now_ms=now)
-    finally:
-        console.close()
+    now = int(time.time() * 1000)
+    store.assign(ticket_id, ann.id, by=ann, now_ms=now)
+    store.set_status(ticket_id, TicketStatus.PENDING, actor=ann.email, now_ms=now)
 
     wait_until(lambda: len(receiver.deliveries) >= 1)
     time.sleep(0.5)
