@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from helpline.storage.admin import AdminStore
-from helpline.storage.engine import PoolSettings, make_engine
+from helpline.storage.engine import PoolSettings, is_sqlite, make_engine
 from helpline.storage.errors import NotFound, StorageUnavailable
 from helpline.storage.schema import (
     agents,
@@ -161,17 +161,19 @@ _FANNED_OUT = "UPDATE ticket_events SET outbox_pending = NULL WHERE id = {marker
 class OutboxStore(AdminStore):
     """``AdminStore`` and the outbox: for dispatchers and the operator's commands.
 
-    Besides the store's engine, whose transactions take SQLite's write lock at
-    BEGIN, it keeps one for plain reads, so that asking whether there is work
-    never makes the API's writer wait.
+    On SQLite, besides the store's engine, whose transactions take the write
+    lock at BEGIN, it keeps one for plain reads, so that asking whether there is
+    work never makes the API's writer wait. PostgreSQL's reads take no such lock,
+    and share the store's engine.
     """
 
     def __init__(self, url: str, *, pool: PoolSettings | None = None) -> None:
         super().__init__(url, pool=pool)
-        self._reads = make_engine(url, pool=pool)
+        self._reads = make_engine(url, pool=pool) if is_sqlite(url) else self._engine
 
     def close(self) -> None:
-        self._reads.dispose()
+        if self._reads is not self._engine:
+            self._reads.dispose()
         super().close()
 
     def work_waiting(
