@@ -9,7 +9,9 @@ are written through the store itself, with the creation times chosen here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,10 +23,13 @@ import sqlalchemy as sa
 
 from helpline.domain.tickets import NewTicket, TicketStatus
 from helpline.storage.admin import AdminStore
-from helpline.storage.engine import make_engine
+from helpline.storage.engine import make_engine, sqlite_file
+from helpline.storage.errors import StorageUnavailable
 from helpline.storage.listing import DAY_MS, DEEP_OFFSET, day_of_offset
 from helpline.storage.migrate import upgrade
 from helpline.storage.store import open_store
+from helpline.storage.tickets import TicketCounters, insert_ticket
+from helpline.storage.writer import GroupCommitWriter, SqliteCommitter
 
 from .conftest import Credentials, PostgresDatabases, StartServer
 from .test_open_tickets import VALID_RMA
@@ -259,6 +264,74 @@ def test_deep_pages_equal_the_offset_query_for_every_page_size(
 
     assert day_counters(database_url) == counted_days(database_url)
     assert_pages_match_offset(database_url, organization_id)
+
+
+def all_counters(url: str) -> list[Any]:
+    """What the counters say next to what the tickets say, for comparing."""
+    return [
+        day_counters(url),
+        counted_days(url),
+        rows(url, "SELECT organization_id, open_tickets FROM organization_counters"),
+        rows(
+            url,
+            "SELECT organization_id, count(*) FROM tickets WHERE is_open "
+            "GROUP BY organization_id",
+        ),
+        rows(
+            url,
+            "SELECT organization_id, status, tickets FROM ticket_status_counts "
+            "WHERE tickets > 0 ORDER BY organization_id, status",
+        ),
+        rows(
+            url,
+            "SELECT organization_id, status, count(*) FROM tickets "
+            "GROUP BY organization_id, status ORDER BY organization_id, status",
+        ),
+    ]
+
+
+def test_sqlite_counts_only_the_tickets_its_batch_kept(
+    database_url: str, credentials: Credentials, backend: str
+) -> None:
+    """A job that fails after writing its ticket is rolled back to its savepoint:
+    the batch's counters, counted once before COMMIT, leave its ticket out."""
+    if backend != "sqlite":
+        pytest.skip("the SQLite writer's batch counters")
+    path = sqlite_file(database_url)
+    assert path is not None
+    made = spread_tickets(*key_of(database_url, credentials))[:300]
+
+    def doomed(connection: sqlite3.Connection) -> None:
+        insert_ticket(connection, made[0], None, None)
+        raise RuntimeError("this job fails after writing its ticket")
+
+    async def write() -> list[Any]:
+        writer = GroupCommitWriter(SqliteCommitter(path, hooks=TicketCounters()))
+        await writer.start()
+        try:
+            jobs: list[Any] = [
+                functools.partial(
+                    insert_ticket, ticket=ticket, claim=None, warning_msg=None
+                )
+                for ticket in made
+            ]
+            jobs[150:150] = [doomed]
+            return await asyncio.gather(
+                *(writer.submit(job) for job in jobs), return_exceptions=True
+            )
+        finally:
+            await writer.stop()
+
+    outcomes = asyncio.run(write())
+
+    assert sum(isinstance(outcome, StorageUnavailable) for outcome in outcomes) == 1
+    assert scalar(database_url, "SELECT count(*) FROM tickets") == len(made)
+    days, counted, open_counts, open_counted, statuses, status_counted = all_counters(
+        database_url
+    )
+    assert days == counted
+    assert open_counts == open_counted
+    assert statuses == status_counted
 
 
 def test_status_changes_both_ways_keep_days_and_pages_exact(

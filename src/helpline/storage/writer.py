@@ -67,6 +67,16 @@ class Committer(Protocol):
         ...
 
 
+class TransactionHooks(Protocol):
+    """Work a ``SqliteCommitter`` runs in every transaction, around its jobs."""
+
+    def begun(self, connection: sqlite3.Connection) -> None:
+        """Just after BEGIN, before any job."""
+
+    def ending(self, connection: sqlite3.Connection) -> None:
+        """After the jobs, just before COMMIT; raising rolls the whole batch back."""
+
+
 class _Waiting:
     __slots__ = ("future", "job", "order")
 
@@ -212,10 +222,12 @@ class GroupCommitWriter:
 
 
 class SqliteCommitter:
-    """One SQLite connection, one transaction a batch."""
+    """One SQLite connection, one transaction a batch (with ``hooks`` around its
+    jobs, if given)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, hooks: TransactionHooks | None = None) -> None:
         self._path = path
+        self._hooks = hooks
         self._connection: sqlite3.Connection | None = None
         self._disk: ThreadPoolExecutor | None = None
         self._gate = WriteGate(path)
@@ -244,11 +256,17 @@ class SqliteCommitter:
         if connection is None:
             raise StorageUnavailable("the writer is not running")
         await self._begin(connection)
-        outcomes = _run_together(connection, jobs)
-        if outcomes is None:
+        try:
+            outcomes = _run_together(connection, jobs)
+            if outcomes is None:
+                await self._roll_back(connection)
+                await self._begin(connection)
+                outcomes = _run_each_alone(connection, jobs)
+            if self._hooks is not None:
+                self._hooks.ending(connection)
+        except Exception:
             await self._roll_back(connection)
-            await self._begin(connection)
-            outcomes = _run_each_alone(connection, jobs)
+            raise
 
         try:
             await self._on_disk_thread(connection, "COMMIT")
@@ -271,6 +289,12 @@ class SqliteCommitter:
         except sqlite3.Error as error:
             log.exception("begin_failed")
             raise StorageUnavailable("the write was not committed") from error
+        if self._hooks is not None:
+            try:
+                self._hooks.begun(connection)
+            except Exception:
+                await self._roll_back(connection)
+                raise
 
     def _take_turn_and_begin(self, connection: sqlite3.Connection) -> None:
         if not self._turn_taken:
