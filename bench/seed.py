@@ -27,6 +27,8 @@ from servers import (
     sqlite_url,
 )
 
+from helpline.storage.schema import REBUILD_SEARCH
+
 DAY_MS = 86_400_000
 SEEDED_DAYS = 365
 TICKETS_PER_TRANSACTION = 250_000
@@ -231,6 +233,7 @@ def _insert_tickets(path: Path, *, tickets: int, first_ms: int, last_ms: int) ->
         connection.execute(_SET_OPEN_COUNTERS)
         connection.execute(_SET_OPEN_DAYS)
         connection.execute(_SET_STATUS_COUNTS)
+        connection.execute(REBUILD_SEARCH)
         connection.execute("COMMIT")
         connection.execute("PRAGMA journal_mode=WAL")
     finally:

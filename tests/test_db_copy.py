@@ -6,6 +6,7 @@ target is a fresh PostgreSQL database (or, on the way back, a new SQLite file).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -309,6 +310,25 @@ def test_copy_back_from_postgres_to_a_new_sqlite_file_keeps_every_row(
     assert result.exit_code == 0, result.output
     assert table_rows(back) == table_rows(source.url)
     assert null_json_counts(back) == null_json_counts(source.url)
+    assert searched(back, "camera") == searched(source.url, "camera") != []
+
+
+def searched(url: str, word: str) -> list[int]:
+    """The tickets SQLite's search index finds for ``word``, after checking that
+    the index agrees with the tickets' own text."""
+    path = sqlite_file(url)
+    assert path is not None
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute(
+            "INSERT INTO tickets_search (tickets_search, rank) "
+            "VALUES ('integrity-check', 1)"
+        )
+        found = connection.execute(
+            "SELECT rowid FROM tickets_search WHERE tickets_search MATCH ? "
+            "ORDER BY rowid",
+            (word,),
+        )
+        return [rowid for (rowid,) in found]
 
 
 @pytest.mark.backends("sqlite")

@@ -28,7 +28,7 @@ from helpline.storage.errors import StorageUnavailable
 from helpline.storage.listing import DAY_MS, DEEP_OFFSET, day_of_offset
 from helpline.storage.migrate import upgrade
 from helpline.storage.store import open_store
-from helpline.storage.tickets import TicketCounters, insert_ticket
+from helpline.storage.tickets import NewTicketUpkeep, insert_ticket
 from helpline.storage.writer import GroupCommitWriter, SqliteCommitter
 
 from .conftest import Credentials, PostgresDatabases, StartServer
@@ -306,7 +306,7 @@ def test_sqlite_counts_only_the_tickets_its_batch_kept(
         raise RuntimeError("this job fails after writing its ticket")
 
     async def write() -> list[Any]:
-        writer = GroupCommitWriter(SqliteCommitter(path, hooks=TicketCounters()))
+        writer = GroupCommitWriter(SqliteCommitter(path, hooks=NewTicketUpkeep()))
         await writer.start()
         try:
             jobs: list[Any] = [

@@ -29,6 +29,7 @@ from helpline.domain.idempotency import IDEMPOTENCY_WINDOW_MS
 from helpline.storage.engine import hold_schema_lock, is_postgres, make_engine
 from helpline.storage.errors import StorageError, StorageUnavailable
 from helpline.storage.schema import (
+    REBUILD_SEARCH,
     idempotency_keys,
     metadata,
     organizations,
@@ -155,6 +156,10 @@ def _copy_and_verify(
 
     if target.dialect.name == "postgresql":
         _advance_sequences(target)
+    else:
+        # SQLite indexes new tickets for search when the API's writer commits
+        # them (migration 0008); rows copied in are indexed here, all at once.
+        target.exec_driver_sql(REBUILD_SEARCH)
 
     counts = _count_rows(source, target, claims_live_after=claims_live_after)
     if not all(count.matches for count in counts):

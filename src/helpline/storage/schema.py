@@ -215,7 +215,9 @@ rate_limit_buckets = sa.Table(
 
 # The agent console (migration 0004). Full-text search over tickets lives beside
 # these, outside SQLAlchemy's view: an FTS5 table on SQLite, a GIN index on
-# PostgreSQL (see the migration).
+# PostgreSQL (see the migration). On SQLite the API's writer indexes the tickets it
+# creates (migration 0008); whatever writes tickets another way rebuilds the index.
+REBUILD_SEARCH = "INSERT INTO tickets_search (tickets_search) VALUES ('rebuild')"
 agents = sa.Table(
     "agents",
     metadata,

@@ -31,7 +31,7 @@ from helpline.storage.records import (
     api_key_from_row,
 )
 from helpline.storage.tickets import (
-    TicketCounters,
+    NewTicketUpkeep,
     insert_feedback,
     insert_ticket,
     purge_expired_claims,
@@ -53,7 +53,7 @@ class SqliteTicketStore:
         self._path = path
         self._reader: sqlite3.Connection | None = None
         self._writer = GroupCommitWriter(
-            SqliteCommitter(path, hooks=TicketCounters()),
+            SqliteCommitter(path, hooks=NewTicketUpkeep()),
             max_pending=max_pending_writes,
             on_idle=self._write_bookkeeping,
         )

@@ -49,6 +49,11 @@ GROUP BY organization_id, created_at_ms / ?
 ON CONFLICT (organization_id, day) DO UPDATE
 SET open_tickets = open_tickets + excluded.open_tickets
 """
+# And their words, into the search index (migration 0008).
+_INDEX_NEW = """
+INSERT INTO tickets_search (rowid, subject, body)
+SELECT id, subject, body FROM tickets NOT INDEXED WHERE id > ?
+"""
 _COUNT_NEW_STATUSES = """
 INSERT INTO ticket_status_counts (organization_id, status, tickets)
 SELECT organization_id, status, count(*) FROM tickets NOT INDEXED WHERE id > ?
@@ -110,12 +115,14 @@ def insert_ticket(
     )
 
 
-class TicketCounters:
-    """Keeps the per-organization counters of the tickets a write transaction
-    adds: told when the transaction begins, it counts them just before it commits.
+class NewTicketUpkeep:
+    """What a write transaction's new tickets need besides their own rows: the
+    per-organization counters the listings read instead of counting rows (open
+    tickets, open tickets a day, tickets a status), and the search index.
 
-    These counters (open tickets, open tickets a day, tickets a status) are what
-    the listings read instead of counting rows.
+    Told when the transaction begins, it counts the new tickets on the event
+    loop's thread just before COMMIT (three small statements), and indexes them on
+    the committing thread, where SQLite's work leaves the interpreter free.
     """
 
     def __init__(self) -> None:
@@ -129,6 +136,9 @@ class TicketCounters:
         connection.execute(_COUNT_NEW_OPEN, (last,))
         connection.execute(_COUNT_NEW_OPEN_DAYS, (DAY_MS, last, DAY_MS))
         connection.execute(_COUNT_NEW_STATUSES, (last,))
+
+    def committing(self, connection: sqlite3.Connection) -> None:
+        connection.execute(_INDEX_NEW, (self._last_before,))
 
 
 def insert_feedback(
