@@ -5,12 +5,14 @@ the console cause; outages, dead dispatchers and failing receivers lose nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import itertools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,14 +32,18 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks import Webhook as Verifier
 
 from helpline.domain.agents import Agent
-from helpline.domain.tickets import TicketStatus
+from helpline.domain.tickets import NewTicket, TicketStatus
 from helpline.outbox.dispatcher import (
     DEPTH_FRESH_SECONDS,
     MAX_RETRY_DELAY_SECONDS,
     retry_delay,
 )
+from helpline.outbox.plan import plan_messages
 from helpline.storage.console import ConsoleStore
+from helpline.storage.engine import sqlite_file
 from helpline.storage.outbox import OutboxMessage, OutboxStore
+from helpline.storage.records import Created
+from helpline.storage.store import open_store
 
 from .conftest import VALID_REQUEST, Credentials, LiveServer, StartServer
 from .processes import ServerProcess, free_port
@@ -643,3 +649,101 @@ def test_serve_refuses_smtp_without_a_sender(tmp_path: Path) -> None:
             f"sqlite:///{tmp_path / 'h.db'}",
             environment={"HELPLINE_SMTP_URL": "smtp://127.0.0.1:2525"},
         )
+
+
+# Messages planned with the ticket
+
+
+def normalized(message: OutboxMessage) -> tuple[Any, ...]:
+    """A message without what differs between two copies of one ticket: its ids."""
+    payload = json.loads(message.payload)
+    if message.channel == "webhook":
+        payload["data"].update(eventId=0, ticketId=0)
+        payload["data"]["ticket"]["id"] = 0
+    else:
+        payload["ticket_id"] = 0
+    return (
+        message.channel,
+        message.event_type,
+        message.destination,
+        message.webhook_id,
+        payload,
+        message.state,
+        message.attempts,
+        message.created_at_ms,
+    )
+
+
+@pytest.mark.backends("sqlite")
+def test_the_writer_plans_a_new_ticket_s_messages_as_a_dispatcher_would(
+    database_url: str, credentials: Credentials, outbox: OutboxStore
+) -> None:
+    """The API's SQLite writer writes a new ticket's messages in its transaction;
+    a store without a planner leaves the event to a dispatcher's fan-out. Both
+    make the same messages of the same ticket."""
+    every = outbox.add_webhook(
+        "acme", url="https://hooks.example/all", secret="s1", events=None, now_ms=1
+    )
+    outbox.add_webhook(
+        "acme",
+        url="https://hooks.example/replies",
+        secret="s2",
+        events=["ticket.replied"],
+        now_ms=1,
+    )
+    path = sqlite_file(database_url)
+    assert path is not None
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        organization_id, key_id = connection.execute(
+            "SELECT organization_id, id FROM api_keys WHERE prefix = ?",
+            (credentials.prefix,),
+        ).fetchone()
+    made = [
+        NewTicket(
+            organization_id=organization_id,
+            api_key_id=key_id,
+            submitter_email="ops@acme.example",
+            subject=f"Camera {number} offline",
+            body="Since the update" if number % 2 else None,
+            collaborators=None if number == 0 else ("a@acme.example", "B@acme.example"),
+            serial_numbers=("RCAMX1",),
+            product_type="Camera",
+            service_type=None,
+            console_access_granted=True,
+            console_access_expires_at_ms=None,
+            created_at_ms=1_700_000_000_000 + number,
+            status=TicketStatus.OPEN if number < 3 else TicketStatus.PENDING,
+        )
+        for number in range(4)
+    ]
+
+    async def create_all(planner: Any) -> list[int]:
+        store = open_store(database_url, planner=planner)
+        await store.start()
+        try:
+            created = [
+                await store.create_ticket(ticket, claim=None, warning_msg=None)
+                for ticket in made
+            ]
+        finally:
+            await store.close()
+        ids = []
+        for outcome in created:
+            assert isinstance(outcome, Created)
+            assert outcome.ticket_id is not None
+            ids.append(outcome.ticket_id)
+        return ids
+
+    planned = asyncio.run(create_all(plan_messages))
+    # Mails: the submitter of each, and two collaborators of three; one webhook.
+    assert outbox.depth().pending == (1 + 3 * 3) + 4
+    assert outbox.work_waiting(channels=["webhook"], now_ms=0)[0] == 0  # no event
+    fanned = asyncio.run(create_all(None))
+    assert outbox.fan_out(plan_messages, limit=100, now_ms=1_700_000_000_000) == 4
+    # The dispatcher stamps its messages with its own time, the writer with the
+    # ticket's: only the time a message was first due may differ.
+    for first, second in zip(planned, fanned, strict=True):
+        ours = [normalized(message)[:-1] for message in messages(outbox, first)]
+        theirs = [normalized(message)[:-1] for message in messages(outbox, second)]
+        assert ours == theirs
+        assert {row[3] for row in ours if row[0] == "webhook"} == {every.id}

@@ -7,6 +7,7 @@ from helpline.config import Settings
 from helpline.console import create_console
 from helpline.http.app import HelpApi
 from helpline.outbox.dispatcher import OutboxService
+from helpline.outbox.plan import plan_messages
 from helpline.storage.store import open_store
 
 
@@ -21,6 +22,7 @@ def create_app(settings: Settings) -> HelpApi:
         settings.database_url,
         max_pending_writes=settings.max_pending_writes,
         pool=settings.pool,
+        planner=plan_messages,
     )
     return HelpApi(
         settings=settings,

@@ -300,12 +300,12 @@ class OutboxStore(AdminStore):
             for row in rows:
                 event = _event_to_fan_out(row, texts)
                 for message in planner(event, hooks.get(row.organization_id, ())):
-                    planned.append(_message_row(event, message, now_ms))
+                    planned.append(message_row(event, message, now_ms))
             # Straight to the driver: these two statements run for every ticket
             # created, and SQLAlchemy's per-row work would cost more than the SQL.
             marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
             if planned:
-                connection.exec_driver_sql(_insert_messages_sql(marker), planned)
+                connection.exec_driver_sql(insert_messages_sql(marker), planned)
             connection.exec_driver_sql(
                 _FANNED_OUT.format(marker=marker), [(row.event_id,) for row in rows]
             )
@@ -581,14 +581,14 @@ _NEW_MESSAGE_COLUMNS = (
 )
 
 
-def _insert_messages_sql(marker: str) -> str:
+def insert_messages_sql(marker: str) -> str:
     columns = ", ".join(_NEW_MESSAGE_COLUMNS)
     markers = ", ".join([marker] * len(_NEW_MESSAGE_COLUMNS))
     # Column names and "?" or "%s" markers only: no value is in the text.
     return f"INSERT INTO outbox_messages ({columns}) VALUES ({markers})"  # noqa: S608
 
 
-def _message_row(
+def message_row(
     event: EventToFanOut, message: NewMessage, now_ms: int
 ) -> tuple[Any, ...]:
     """The values of ``_NEW_MESSAGE_COLUMNS`` for a new, pending message."""

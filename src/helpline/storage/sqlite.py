@@ -23,6 +23,7 @@ from helpline.storage.blobs import attached_in
 from helpline.storage.engine import sqlite_file
 from helpline.storage.errors import StorageUnavailable
 from helpline.storage.listing import open_tickets_in_window, open_tickets_page
+from helpline.storage.outbox import Planner
 from helpline.storage.records import (
     KEY_COLUMNS,
     CreateOutcome,
@@ -46,14 +47,23 @@ _KEY_BY_PREFIX = f"SELECT {KEY_COLUMNS} WHERE k.prefix = ?"
 class SqliteTicketStore:
     """``TicketStore`` on one SQLite file, for the one process that serves it."""
 
-    def __init__(self, url: str, *, max_pending_writes: int = 10_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_pending_writes: int = 10_000,
+        planner: Planner | None = None,
+    ) -> None:
+        """With a ``planner``, a new ticket's outbox messages are written in its
+        own transaction; without one, a dispatcher fans its event out later."""
         path = sqlite_file(url)
         if path is None:
             raise ValueError("Helpline needs an SQLite file, not an in-memory database")
         self._path = path
         self._reader: sqlite3.Connection | None = None
+        self._upkeep = NewTicketUpkeep(planner)
         self._writer = GroupCommitWriter(
-            SqliteCommitter(path, hooks=NewTicketUpkeep()),
+            SqliteCommitter(path, hooks=self._upkeep),
             max_pending=max_pending_writes,
             on_idle=self._write_bookkeeping,
         )
@@ -101,7 +111,9 @@ class SqliteTicketStore:
         Raises ``StorageUnavailable`` or ``Overloaded``; then nothing was stored.
         """
         return await self._writer.submit(
-            lambda connection: insert_ticket(connection, ticket, claim, warning_msg)
+            lambda connection: insert_ticket(
+                connection, ticket, claim, warning_msg, self._upkeep
+            )
         )
 
     async def record_feedback(

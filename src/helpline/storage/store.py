@@ -17,6 +17,7 @@ from helpline.domain.keys import ApiKey
 from helpline.domain.ratelimit import RateLimiter
 from helpline.domain.tickets import NewTicket
 from helpline.storage.engine import PoolSettings, is_postgres
+from helpline.storage.outbox import Planner
 from helpline.storage.postgres import PostgresTicketStore
 from helpline.storage.records import CreateOutcome, OpenTicketsPage, OpenTicketsWindow
 from helpline.storage.sqlite import SqliteTicketStore
@@ -99,12 +100,23 @@ class TicketStore(Protocol):
 
 
 def open_store(
-    url: str, *, max_pending_writes: int = 10_000, pool: PoolSettings | None = None
+    url: str,
+    *,
+    max_pending_writes: int = 10_000,
+    pool: PoolSettings | None = None,
+    planner: Planner | None = None,
 ) -> TicketStore:
     """The store for ``url``, not yet started; raises ``ValueError`` for an
-    unsupported URL."""
+    unsupported URL.
+
+    ``planner`` turns a new ticket's event into its outbox messages in the
+    ticket's own transaction (SQLite); without it, and on PostgreSQL, the
+    dispatchers fan the event out.
+    """
     if is_postgres(url):
         return PostgresTicketStore(
             url, max_pending_writes=max_pending_writes, pool=pool or PoolSettings()
         )
-    return SqliteTicketStore(url, max_pending_writes=max_pending_writes)
+    return SqliteTicketStore(
+        url, max_pending_writes=max_pending_writes, planner=planner
+    )

@@ -7,8 +7,10 @@ the API tests read every ticket written here back through ``AdminStore``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -16,6 +18,13 @@ from helpline.domain.feedback import NewFeedback
 from helpline.domain.idempotency import IDEMPOTENCY_WINDOW_MS, IdempotencyClaim
 from helpline.domain.tickets import NewTicket
 from helpline.storage.listing import DAY_MS
+from helpline.storage.outbox import (
+    EventToFanOut,
+    Planner,
+    Webhook,
+    insert_messages_sql,
+    message_row,
+)
 from helpline.storage.records import Created, CreateOutcome, KeyReused, Replayed
 
 _INSERT_TICKET = """
@@ -76,11 +85,19 @@ _INSERT_FEEDBACK = """
 INSERT INTO feedback (organization_id, api_key_id, user_email, feedback, created_at_ms)
 VALUES (?, ?, ?, ?, ?)
 """
+# outbox_pending: 1 leaves the event to a dispatcher's fan-out, NULL says that its
+# messages were written with it.
 _INSERT_EVENT = """
 INSERT INTO ticket_events (
     ticket_id, kind, actor, "before", "after", created_at_ms, outbox_pending
-) VALUES (?, 'created', ?, NULL, ?, ?, 1)
+) VALUES (?, 'created', ?, NULL, ?, ?, ?)
 """
+_ORGANIZATION_NAME = "SELECT name FROM organizations WHERE id = ?"
+_WEBHOOKS_OF = """
+SELECT id, url, secret, events, created_at_ms FROM webhooks
+WHERE organization_id = ? ORDER BY id
+"""
+_INSERT_MESSAGES = insert_messages_sql("?")
 _INSERT_CLAIM = """
 INSERT INTO idempotency_keys (
     organization_id, key, fingerprint, ticket_id, warning_msg, created_at_ms
@@ -102,16 +119,21 @@ def insert_ticket(
     ticket: NewTicket,
     claim: IdempotencyClaim | None,
     warning_msg: str | None,
+    upkeep: NewTicketUpkeep | None = None,
 ) -> CreateOutcome:
     """Store a ticket with its creation event, RMA details and attachment, or
-    replay the first answer for its idempotency claim."""
+    replay the first answer for its idempotency claim.
+
+    With an ``upkeep`` that plans messages, the event's outbox messages are
+    written with it; otherwise the event waits for a dispatcher to fan it out.
+    """
     return _once_per_claim(
         connection,
         ticket.organization_id,
         claim,
         warning_msg=warning_msg,
         now_ms=ticket.created_at_ms,
-        write=lambda: _write_ticket(connection, ticket),
+        write=lambda: _write_ticket(connection, ticket, upkeep),
     )
 
 
@@ -125,11 +147,75 @@ class NewTicketUpkeep:
     the committing thread, where SQLite's work leaves the interpreter free.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, planner: Planner | None = None) -> None:
+        self._planner = planner
         self._last_before = 0
+        # Each organization's name and webhooks, read once a transaction.
+        self._audiences: dict[int, tuple[str, list[Webhook]]] = {}
+
+    @property
+    def plans_messages(self) -> bool:
+        return self._planner is not None
 
     def begun(self, connection: sqlite3.Connection) -> None:
         (self._last_before,) = connection.execute(_LAST_TICKET).fetchone()
+        self._audiences.clear()
+
+    def write_messages(
+        self,
+        connection: sqlite3.Connection,
+        ticket: NewTicket,
+        ticket_id: int,
+        event_id: int,
+        after: dict[str, str],
+    ) -> None:
+        """The mails and webhook deliveries of a new ticket's 'created' event, as
+        a dispatcher's fan-out would plan them, without reading the ticket back."""
+        assert self._planner is not None  # noqa: S101
+        organization, hooks = self._audience(connection, ticket.organization_id)
+        event = EventToFanOut(
+            id=event_id,
+            kind="created",
+            actor=ticket.submitter_email,
+            before=None,
+            after=after,
+            created_at_ms=ticket.created_at_ms,
+            ticket=_fan_out_view(ticket, ticket_id),
+            organization=organization,
+            message_body=None,
+            message_author=None,
+        )
+        rows = [
+            message_row(event, message, ticket.created_at_ms)
+            for message in self._planner(event, hooks)
+        ]
+        if rows:
+            connection.executemany(_INSERT_MESSAGES, rows)
+
+    def _audience(
+        self, connection: sqlite3.Connection, organization_id: int
+    ) -> tuple[str, list[Webhook]]:
+        found = self._audiences.get(organization_id)
+        if found is None:
+            (name,) = connection.execute(
+                _ORGANIZATION_NAME, (organization_id,)
+            ).fetchone()
+            hooks = [
+                Webhook(
+                    id=hook_id,
+                    organization_id=organization_id,
+                    organization=name,
+                    url=url,
+                    secret=secret,
+                    events=None if events is None else tuple(json.loads(events)),
+                    created_at_ms=created_at_ms,
+                )
+                for hook_id, url, secret, events, created_at_ms in connection.execute(
+                    _WEBHOOKS_OF, (organization_id,)
+                )
+            ]
+            found = self._audiences[organization_id] = (name, hooks)
+        return found
 
     def ending(self, connection: sqlite3.Connection) -> None:
         last = self._last_before
@@ -208,15 +294,29 @@ def _once_per_claim(
     return Created(stored_id)
 
 
-def _write_ticket(connection: sqlite3.Connection, ticket: NewTicket) -> int:
-    """The ticket's rows; its counters are ``TicketCounters``' business."""
+def _write_ticket(
+    connection: sqlite3.Connection, ticket: NewTicket, upkeep: NewTicketUpkeep | None
+) -> int:
+    """The ticket's rows and its outbox messages; its counters and search entry
+    are ``NewTicketUpkeep``'s business at the end of the transaction."""
     cursor = connection.execute(_INSERT_TICKET, ticket_row(ticket))
     ticket_id = cursor.lastrowid
     assert ticket_id is not None  # noqa: S101
-    after = _encode_json({"status": ticket.status.value}).decode()
-    connection.execute(
-        _INSERT_EVENT, (ticket_id, ticket.submitter_email, after, ticket.created_at_ms)
-    )
+    after = {"status": ticket.status.value}
+    planning = upkeep if upkeep is not None and upkeep.plans_messages else None
+    event_id = connection.execute(
+        _INSERT_EVENT,
+        (
+            ticket_id,
+            ticket.submitter_email,
+            _encode_json(after).decode(),
+            ticket.created_at_ms,
+            None if planning else 1,
+        ),
+    ).lastrowid
+    assert event_id is not None  # noqa: S101
+    if planning is not None:
+        planning.write_messages(connection, ticket, ticket_id, event_id, after)
     if ticket.rma is not None:
         connection.execute(_INSERT_RMA, (ticket_id, *dataclasses.astuple(ticket.rma)))
     if ticket.attachment is not None:
@@ -233,6 +333,26 @@ def _write_ticket(connection: sqlite3.Connection, ticket: NewTicket) -> int:
             ),
         )
     return ticket_id
+
+
+def _fan_out_view(ticket: NewTicket, ticket_id: int) -> dict[str, Any]:
+    """The ticket as ``OutboxStore.fan_out`` reads it back for a planner."""
+    return {
+        "id": ticket_id,
+        "organization_id": ticket.organization_id,
+        "kind": ticket.kind.value,
+        "status": ticket.status.value,
+        "subject": ticket.subject,
+        "body": ticket.body,
+        "submitter_email": ticket.submitter_email,
+        "collaborators": None
+        if ticket.collaborators is None
+        else list(ticket.collaborators),
+        "product_type": ticket.product_type,
+        "service_type": ticket.service_type,
+        "created_at_ms": ticket.created_at_ms,
+        "updated_at_ms": ticket.created_at_ms,
+    }
 
 
 def ticket_row(ticket: NewTicket) -> tuple[object, ...]:
