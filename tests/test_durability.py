@@ -150,6 +150,18 @@ HALF_WRITTEN = {
                             WHERE t.organization_id = c.organization_id
                               AND t.status = c.status)
     """,
+    "created event neither left to the dispatcher nor with its messages": """
+        SELECT e.id FROM ticket_events AS e
+        WHERE e.kind = 'created' AND e.outbox_pending IS NULL
+          AND NOT EXISTS (SELECT 1 FROM outbox_messages AS m WHERE m.event_id = e.id)
+    """,
+}
+# SQLite's search index takes a batch's tickets in the batch's own transaction.
+HALF_WRITTEN_ON_SQLITE = {
+    "ticket missing from the search index": """
+        SELECT t.id FROM tickets AS t
+        WHERE NOT EXISTS (SELECT 1 FROM tickets_search_docsize AS d WHERE d.id = t.id)
+    """,
 }
 
 
@@ -157,9 +169,12 @@ def half_written(url: str) -> list[tuple[str, int]]:
     """Every sign of a write that was cut in half: (what, which id)."""
     engine = make_engine(url)
     found = []
+    checks = dict(HALF_WRITTEN)
+    if engine.dialect.name == "sqlite":
+        checks.update(HALF_WRITTEN_ON_SQLITE)
     try:
         with engine.connect() as connection:
-            for problem, query in HALF_WRITTEN.items():
+            for problem, query in checks.items():
                 found += [
                     (problem, row[0]) for row in connection.execute(sa.text(query))
                 ]

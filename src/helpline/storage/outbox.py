@@ -12,6 +12,7 @@ lease that runs out, and another delivers the message again: at least once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from helpline.domain.tickets import NewTicket
 from helpline.storage.admin import AdminStore
 from helpline.storage.engine import PoolSettings, is_sqlite, make_engine
 from helpline.storage.errors import NotFound, StorageUnavailable
@@ -566,6 +568,66 @@ def _event_to_fan_out(row: Any, texts: dict[int, tuple[str, str]]) -> EventToFan
     )
 
 
+# A webhook as ``webhook_from_row`` reads it with the drivers' own SQL.
+WEBHOOK_ROW_COLUMNS = "id, url, secret, events, created_at_ms"
+
+
+def webhook_from_row(
+    organization_id: int, organization: str, row: Sequence[Any]
+) -> Webhook:
+    """A webhook from the ``WEBHOOK_ROW_COLUMNS`` of a driver's row, its events
+    still JSON text."""
+    webhook_id, url, secret, events, created_at_ms = row
+    return Webhook(
+        id=webhook_id,
+        organization_id=organization_id,
+        organization=organization,
+        url=url,
+        secret=secret,
+        events=None if events is None else tuple(json.loads(events)),
+        created_at_ms=created_at_ms,
+    )
+
+
+def created_event(
+    ticket: NewTicket,
+    ticket_id: int,
+    event_id: int,
+    *,
+    organization: str,
+    after: dict[str, str],
+) -> EventToFanOut:
+    """A new ticket's 'created' event as ``fan_out`` would read it back, for a
+    planner that runs in the ticket's own transaction."""
+    return EventToFanOut(
+        id=event_id,
+        kind="created",
+        actor=ticket.submitter_email,
+        before=None,
+        after=after,
+        created_at_ms=ticket.created_at_ms,
+        ticket={
+            "id": ticket_id,
+            "organization_id": ticket.organization_id,
+            "kind": ticket.kind.value,
+            "status": ticket.status.value,
+            "subject": ticket.subject,
+            "body": ticket.body,
+            "submitter_email": ticket.submitter_email,
+            "collaborators": None
+            if ticket.collaborators is None
+            else list(ticket.collaborators),
+            "product_type": ticket.product_type,
+            "service_type": ticket.service_type,
+            "created_at_ms": ticket.created_at_ms,
+            "updated_at_ms": ticket.created_at_ms,
+        },
+        organization=organization,
+        message_body=None,
+        message_author=None,
+    )
+
+
 _NEW_MESSAGE_COLUMNS = (
     "event_id",
     "ticket_id",
@@ -582,9 +644,15 @@ _NEW_MESSAGE_COLUMNS = (
 
 
 def insert_messages_sql(marker: str) -> str:
+    """The INSERT of ``message_row``'s values, with parameter markers ``marker``:
+    "?" or "%s", or "$" for asyncpg's numbered ones."""
     columns = ", ".join(_NEW_MESSAGE_COLUMNS)
-    markers = ", ".join([marker] * len(_NEW_MESSAGE_COLUMNS))
-    # Column names and "?" or "%s" markers only: no value is in the text.
+    count = len(_NEW_MESSAGE_COLUMNS)
+    if marker == "$":
+        markers = ", ".join(f"${number}" for number in range(1, count + 1))
+    else:
+        markers = ", ".join([marker] * count)
+    # Column names and parameter markers only: no value is in the text.
     return f"INSERT INTO outbox_messages ({columns}) VALUES ({markers})"  # noqa: S608
 
 

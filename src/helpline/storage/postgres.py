@@ -44,6 +44,15 @@ from helpline.storage.listing import (
     ticket_day,
     window_bounds,
 )
+from helpline.storage.outbox import (
+    WEBHOOK_ROW_COLUMNS,
+    Planner,
+    Webhook,
+    created_event,
+    insert_messages_sql,
+    message_row,
+    webhook_from_row,
+)
 from helpline.storage.records import (
     KEY_COLUMNS,
     Created,
@@ -83,10 +92,16 @@ WITH new_ticket AS (
     INSERT INTO ticket_events (
         ticket_id, kind, actor, "before", "after", created_at_ms, outbox_pending
     )
-    SELECT id, 'created', $3, NULL, $18::json, $15, 1 FROM new_ticket
+    SELECT id, 'created', $3, NULL, $18::json, $15, $19 FROM new_ticket
+    RETURNING id
 )
-SELECT id FROM new_ticket
+SELECT new_ticket.id, created.id FROM new_ticket, created
 """
+_ORGANIZATION_NAME = "SELECT name FROM organizations WHERE id = $1"
+_WEBHOOKS_OF = f"""
+SELECT {WEBHOOK_ROW_COLUMNS} FROM webhooks WHERE organization_id = $1 ORDER BY id
+"""  # noqa: S608 - only the column list is formatted in
+_INSERT_MESSAGES = insert_messages_sql("$")
 _INSERT_RMA = """
 INSERT INTO rma_requests (
     ticket_id, contact_name, contact_phone_number, device_name, problem,
@@ -223,13 +238,47 @@ _CONNECTION_LOST = (
 
 
 class PostgresTransaction:
-    """What a write job gets: the batch's connection, and the counters it adds to."""
+    """What a write job gets: the batch's connection, and the counters and outbox
+    messages it adds to, written once for the whole batch by ``finish``.
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    With a ``planner``, new tickets' outbox messages are planned here, in their
+    own transaction; without one, a dispatcher fans their events out later.
+    """
+
+    def __init__(
+        self, connection: asyncpg.Connection, planner: Planner | None = None
+    ) -> None:
         self.connection = connection
+        self.planner = planner
         self._open_tickets: Counter[int] = Counter()
         self._statuses: Counter[tuple[int, str]] = Counter()
         self._open_days: Counter[tuple[int, int]] = Counter()
+        self._messages: list[tuple[Any, ...]] = []
+        # Each organization's name and webhooks, read once a transaction.
+        self._audiences: dict[int, tuple[str, list[Webhook]]] = {}
+
+    async def plan_created(
+        self, ticket: NewTicket, ticket_id: int, event_id: int, after: dict[str, str]
+    ) -> None:
+        """The mails and webhook deliveries of a new ticket's 'created' event."""
+        assert self.planner is not None  # noqa: S101
+        organization, hooks = await self._audience(ticket.organization_id)
+        event = created_event(
+            ticket, ticket_id, event_id, organization=organization, after=after
+        )
+        self._messages.extend(
+            message_row(event, message, ticket.created_at_ms)
+            for message in self.planner(event, hooks)
+        )
+
+    async def _audience(self, organization_id: int) -> tuple[str, list[Webhook]]:
+        found = self._audiences.get(organization_id)
+        if found is None:
+            name = await self.connection.fetchval(_ORGANIZATION_NAME, organization_id)
+            rows = await self.connection.fetch(_WEBHOOKS_OF, organization_id)
+            hooks = [webhook_from_row(organization_id, name, row) for row in rows]
+            found = self._audiences[organization_id] = (name, hooks)
+        return found
 
     def count_new_ticket(
         self, organization_id: int, status: TicketStatus, *, created_at_ms: int
@@ -239,8 +288,10 @@ class PostgresTransaction:
             self._open_days[organization_id, ticket_day(created_at_ms)] += 1
         self._statuses[organization_id, status.value] += 1
 
-    async def add_counters(self) -> None:
-        """Add this batch's counts, one row each, in key order."""
+    async def finish(self) -> None:
+        """Add this batch's counts, one row each, in key order, and its messages."""
+        if self._messages:
+            await self.connection.executemany(_INSERT_MESSAGES, self._messages)
         open_tickets = sorted(self._open_tickets.items())
         if open_tickets:
             organizations, counts = zip(*open_tickets, strict=True)
@@ -276,9 +327,16 @@ class PostgresCommitter:
     at once: the callers answer 503 and retry.
     """
 
-    def __init__(self, pool: Callable[[], asyncpg.Pool], *, timeout: float) -> None:
+    def __init__(
+        self,
+        pool: Callable[[], asyncpg.Pool],
+        *,
+        timeout: float,
+        planner: Planner | None = None,
+    ) -> None:
         self._pool = pool
         self._timeout = timeout
+        self._planner = planner
 
     async def open(self) -> None:
         """The pool is the store's to open."""
@@ -309,9 +367,9 @@ class PostgresCommitter:
         transaction = connection.transaction()
         await transaction.start()
         try:
-            handle = PostgresTransaction(connection)
+            handle = PostgresTransaction(connection, self._planner)
             results = [await job(handle) for job in jobs]
-            await handle.add_counters()
+            await handle.finish()
         except Exception as error:
             await transaction.rollback()
             if not _worth_retrying_alone(error):
@@ -326,9 +384,9 @@ class PostgresCommitter:
     ) -> Outcome:
         try:
             async with connection.transaction():
-                handle = PostgresTransaction(connection)
+                handle = PostgresTransaction(connection, self._planner)
                 result = await job(handle)
-                await handle.add_counters()
+                await handle.finish()
         except _CONNECTION_LOST as error:
             # The jobs committed before this one stay committed and answered.
             log.warning("database_unreachable", error=type(error).__name__)
@@ -351,13 +409,22 @@ class PostgresTicketStore:
     """``TicketStore`` on PostgreSQL: a pool for reads, group commit for writes."""
 
     def __init__(
-        self, url: str, *, max_pending_writes: int = 10_000, pool: PoolSettings
+        self,
+        url: str,
+        *,
+        max_pending_writes: int = 10_000,
+        pool: PoolSettings,
+        planner: Planner | None = None,
     ) -> None:
+        """With a ``planner``, a new ticket's outbox messages are written in its
+        own transaction; without one, a dispatcher fans its event out later."""
         self._dsn = postgres_dsn(url)
         self._settings = pool
         self._pool: asyncpg.Pool | None = None
         self._writer = GroupCommitWriter(
-            PostgresCommitter(self._connections, timeout=pool.connect_timeout),
+            PostgresCommitter(
+                self._connections, timeout=pool.connect_timeout, planner=planner
+            ),
             max_pending=max_pending_writes,
             on_idle=self._write_bookkeeping,
         )
@@ -636,10 +703,18 @@ async def _deep_page(
 
 async def _write_ticket(transaction: PostgresTransaction, ticket: NewTicket) -> int:
     connection = transaction.connection
-    after = _encode_json({"status": ticket.status.value}).decode()
-    ticket_id: int = await connection.fetchval(
-        _INSERT_TICKET, *ticket_row(ticket), after
+    after = {"status": ticket.status.value}
+    planning = transaction.planner is not None
+    row = await connection.fetchrow(
+        _INSERT_TICKET,
+        *ticket_row(ticket),
+        _encode_json(after).decode(),
+        None if planning else 1,
     )
+    ticket_id: int = row[0]
+    event_id: int = row[1]
+    if planning:
+        await transaction.plan_created(ticket, ticket_id, event_id, after)
     transaction.count_new_ticket(
         ticket.organization_id, ticket.status, created_at_ms=ticket.created_at_ms
     )

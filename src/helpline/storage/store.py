@@ -110,12 +110,14 @@ def open_store(
     unsupported URL.
 
     ``planner`` turns a new ticket's event into its outbox messages in the
-    ticket's own transaction (SQLite); without it, and on PostgreSQL, the
-    dispatchers fan the event out.
+    ticket's own transaction; without it, the dispatchers fan the event out.
     """
     if is_postgres(url):
         return PostgresTicketStore(
-            url, max_pending_writes=max_pending_writes, pool=pool or PoolSettings()
+            url,
+            max_pending_writes=max_pending_writes,
+            pool=pool or PoolSettings(),
+            planner=planner,
         )
     return SqliteTicketStore(
         url, max_pending_writes=max_pending_writes, planner=planner

@@ -7,10 +7,8 @@ the API tests read every ticket written here back through ``AdminStore``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
 
@@ -19,11 +17,13 @@ from helpline.domain.idempotency import IDEMPOTENCY_WINDOW_MS, IdempotencyClaim
 from helpline.domain.tickets import NewTicket
 from helpline.storage.listing import DAY_MS
 from helpline.storage.outbox import (
-    EventToFanOut,
+    WEBHOOK_ROW_COLUMNS,
     Planner,
     Webhook,
+    created_event,
     insert_messages_sql,
     message_row,
+    webhook_from_row,
 )
 from helpline.storage.records import Created, CreateOutcome, KeyReused, Replayed
 
@@ -93,10 +93,9 @@ INSERT INTO ticket_events (
 ) VALUES (?, 'created', ?, NULL, ?, ?, ?)
 """
 _ORGANIZATION_NAME = "SELECT name FROM organizations WHERE id = ?"
-_WEBHOOKS_OF = """
-SELECT id, url, secret, events, created_at_ms FROM webhooks
-WHERE organization_id = ? ORDER BY id
-"""
+_WEBHOOKS_OF = f"""
+SELECT {WEBHOOK_ROW_COLUMNS} FROM webhooks WHERE organization_id = ? ORDER BY id
+"""  # noqa: S608 - only the column list is formatted in
 _INSERT_MESSAGES = insert_messages_sql("?")
 _INSERT_CLAIM = """
 INSERT INTO idempotency_keys (
@@ -173,17 +172,8 @@ class NewTicketUpkeep:
         a dispatcher's fan-out would plan them, without reading the ticket back."""
         assert self._planner is not None  # noqa: S101
         organization, hooks = self._audience(connection, ticket.organization_id)
-        event = EventToFanOut(
-            id=event_id,
-            kind="created",
-            actor=ticket.submitter_email,
-            before=None,
-            after=after,
-            created_at_ms=ticket.created_at_ms,
-            ticket=_fan_out_view(ticket, ticket_id),
-            organization=organization,
-            message_body=None,
-            message_author=None,
+        event = created_event(
+            ticket, ticket_id, event_id, organization=organization, after=after
         )
         rows = [
             message_row(event, message, ticket.created_at_ms)
@@ -201,18 +191,8 @@ class NewTicketUpkeep:
                 _ORGANIZATION_NAME, (organization_id,)
             ).fetchone()
             hooks = [
-                Webhook(
-                    id=hook_id,
-                    organization_id=organization_id,
-                    organization=name,
-                    url=url,
-                    secret=secret,
-                    events=None if events is None else tuple(json.loads(events)),
-                    created_at_ms=created_at_ms,
-                )
-                for hook_id, url, secret, events, created_at_ms in connection.execute(
-                    _WEBHOOKS_OF, (organization_id,)
-                )
+                webhook_from_row(organization_id, name, row)
+                for row in connection.execute(_WEBHOOKS_OF, (organization_id,))
             ]
             found = self._audiences[organization_id] = (name, hooks)
         return found
@@ -333,26 +313,6 @@ def _write_ticket(
             ),
         )
     return ticket_id
-
-
-def _fan_out_view(ticket: NewTicket, ticket_id: int) -> dict[str, Any]:
-    """The ticket as ``OutboxStore.fan_out`` reads it back for a planner."""
-    return {
-        "id": ticket_id,
-        "organization_id": ticket.organization_id,
-        "kind": ticket.kind.value,
-        "status": ticket.status.value,
-        "subject": ticket.subject,
-        "body": ticket.body,
-        "submitter_email": ticket.submitter_email,
-        "collaborators": None
-        if ticket.collaborators is None
-        else list(ticket.collaborators),
-        "product_type": ticket.product_type,
-        "service_type": ticket.service_type,
-        "created_at_ms": ticket.created_at_ms,
-        "updated_at_ms": ticket.created_at_ms,
-    }
 
 
 def ticket_row(ticket: NewTicket) -> tuple[object, ...]:
