@@ -19,6 +19,11 @@ SQLITE_LISTINGS = {
         (1, 10, 101, 900),
         "ix_tickets_open_by_organization",
     ),
+    "page-up-from-day": (
+        listing.OPEN_PAGE_UP_FROM_SQL,
+        (1, 10, 101, 900),
+        "ix_tickets_open_by_organization",
+    ),
     "window": (
         listing.OPEN_WINDOW_SQL,
         (1, 0, 10, 1001),
@@ -69,7 +74,7 @@ def postgres_plan(database_url: str, sql: str, arguments: str) -> str:
 
 
 @pytest.mark.backends("sqlite")
-@pytest.mark.parametrize("name", LISTINGS)
+@pytest.mark.parametrize("name", SQLITE_LISTINGS)
 def test_sqlite_listing_searches_its_index_in_order_without_sorting(
     database_url: str, name: str
 ) -> None:

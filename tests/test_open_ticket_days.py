@@ -248,10 +248,17 @@ DAYS = [(9, 3), (8, 0), (7, 2)]
 
 @pytest.mark.parametrize(
     ("offset", "found"),
-    [(0, (9, 0)), (2, (9, 0)), (3, (7, 3)), (4, (7, 3)), (5, None), (50, None)],
+    [
+        (0, (9, 0, 3)),
+        (2, (9, 0, 3)),
+        (3, (7, 3, 2)),
+        (4, (7, 3, 2)),
+        (5, None),
+        (50, None),
+    ],
 )
 def test_offset_falls_in_the_day_holding_that_ticket_never_a_closed_one(
-    offset: int, found: tuple[int, int] | None
+    offset: int, found: tuple[int, int, int] | None
 ) -> None:
     assert day_of_offset(DAYS, offset) == found
 

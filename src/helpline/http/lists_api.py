@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from helpline.domain.clock import iso_utc
+import operator
+
+from helpline.domain.clock import iso_utc_each
 from helpline.http import wire
 from helpline.http.call import Call, Response
 from helpline.storage.records import TicketSummary
 
 PAGE_SIZE = 100
 WINDOW_CAP = 1_000
+_CREATED_AT_MS = operator.itemgetter(1)  # of a TicketSummary
 
 
 async def open_tickets(call: Call) -> Response:
@@ -64,11 +67,11 @@ async def open_tickets_v2(call: Call) -> Response:
                 f"{name}: more than {WINDOW_CAP} open tickets in the window; "
                 f"the newest {WINDOW_CAP} are listed"
             )
-    tickets = _listed(found.tickets[:WINDOW_CAP])
+    tickets: wire.TicketList = _listed(found.tickets[:WINDOW_CAP])
     if found.submitter_tickets is not found.tickets:
-        user_tickets = _listed(found.submitter_tickets[:WINDOW_CAP])
-    else:
-        user_tickets = tickets  # every ticket listed is the caller's own
+        user_tickets: wire.TicketList = _listed(found.submitter_tickets[:WINDOW_CAP])
+    else:  # every ticket listed is the caller's own: one list, encoded once
+        tickets = user_tickets = wire.encoded_once(tickets)
     answer = wire.OpenTicketsV2Answer(
         error=False,
         warning_msg="; ".join(notes) or None,
@@ -87,7 +90,10 @@ def _listed(tickets: list[TicketSummary]) -> list[wire.TicketInformation]:
     # Positional arguments: the fields' order is TicketSummary's, and this runs
     # for each of up to 2,000 tickets per answer.
     information = wire.TicketInformation
+    created_at = iso_utc_each(map(_CREATED_AT_MS, tickets))
     return [
-        information(ticket_id, iso_utc(created_at_ms), status, subject)
-        for ticket_id, created_at_ms, status, subject in tickets
+        information(ticket_id, iso_time, status, subject)
+        for (ticket_id, _, status, subject), iso_time in zip(
+            tickets, created_at, strict=True
+        )
     ]

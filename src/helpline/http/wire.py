@@ -108,11 +108,15 @@ class OpenTicketsAnswer(Answer, rename="camel"):
     tickets: list[TicketInformation] | None = None
 
 
+# The tickets of a listing, or their JSON when an answer lists them twice.
+TicketList = list[TicketInformation] | msgspec.Raw
+
+
 class OpenTicketsV2Answer(Answer, rename="camel"):
     """``Help_GetOpenTicketsV2WSResponse``."""
 
-    tickets: list[TicketInformation] | None = None
-    user_tickets: list[TicketInformation] | None = None
+    tickets: TicketList | None = None
+    user_tickets: TicketList | None = None
 
 
 AnswerT = TypeVar("AnswerT", bound=Answer)
@@ -124,6 +128,12 @@ _MSGSPEC_PATH = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>.*)`)?$", re.
 
 def encode(answer: Answer) -> bytes:
     return _encoder.encode(answer)
+
+
+def encoded_once(value: Any) -> msgspec.Raw:
+    """``value``'s JSON, for an answer that carries it twice and so need not
+    encode it twice."""
+    return msgspec.Raw(_encoder.encode(value))
 
 
 def failed(
