@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from helpline.cli import cli
+from helpline.domain.clock import iso_utc, iso_utc_each
 from helpline.domain.keys import Permission
 from helpline.storage.admin import AdminStore
 from helpline.storage.schema import tickets as tickets_table
@@ -496,6 +497,37 @@ def test_created_at_of_a_fresh_ticket_matches_the_stored_time(
 
     assert ISO_UTC_MILLIS.fullmatch(item["createdAt"])
     assert millis(item["createdAt"]) == admin.get_ticket(ticket_id).created_at_ms
+
+
+# Hours apart, within one, out of order, before 1970, at both ends of a time's range.
+MOMENTS_OF_A_LISTING = [
+    1_796_294_224_059,
+    1_796_294_224_058,
+    1_796_290_800_000,
+    1_796_290_799_999,
+    1_796_294_224_059,
+    0,
+    -1,
+    -3_600_001,
+    253_402_300_799_999,
+    -62_135_596_800_000,
+]
+
+
+def test_created_at_of_a_listing_is_each_tickets_own_iso_time() -> None:
+    assert iso_utc_each(MOMENTS_OF_A_LISTING) == [
+        iso_utc(ms) for ms in MOMENTS_OF_A_LISTING
+    ]
+
+
+@pytest.mark.parametrize("ms", [253_402_300_800_000, -62_135_596_800_001])
+def test_a_listing_time_outside_years_1_to_9999_raises_as_one_time_does(
+    ms: int,
+) -> None:
+    with pytest.raises((ValueError, OverflowError)):
+        iso_utc(ms)
+    with pytest.raises((ValueError, OverflowError)):
+        iso_utc_each([0, ms])
 
 
 # Both listings: authentication, permissions, unknown fields
