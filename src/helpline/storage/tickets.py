@@ -15,7 +15,6 @@ import msgspec
 from helpline.domain.feedback import NewFeedback
 from helpline.domain.idempotency import IDEMPOTENCY_WINDOW_MS, IdempotencyClaim
 from helpline.domain.tickets import NewTicket
-from helpline.storage.listing import DAY_MS
 from helpline.storage.outbox import (
     WEBHOOK_ROW_COLUMNS,
     Planner,
@@ -50,14 +49,18 @@ GROUP BY organization_id
 ON CONFLICT (organization_id) DO UPDATE
 SET open_tickets = open_tickets + excluded.open_tickets
 """
-_COUNT_NEW_OPEN_DAYS = """
+# ``ticket_day``, rounded down as Python's // rounds (SQLite's / rounds toward 0).
+_DAY_OF_CREATION = (
+    "(created_at_ms - CASE WHEN created_at_ms < 0 THEN 86399999 ELSE 0 END) / 86400000"
+)
+_COUNT_NEW_OPEN_DAYS = f"""
 INSERT INTO open_ticket_days (organization_id, day, open_tickets)
-SELECT organization_id, created_at_ms / ?, count(*) FROM tickets NOT INDEXED
+SELECT organization_id, {_DAY_OF_CREATION}, count(*) FROM tickets NOT INDEXED
 WHERE id > ? AND is_open = 1
-GROUP BY organization_id, created_at_ms / ?
+GROUP BY 1, 2
 ON CONFLICT (organization_id, day) DO UPDATE
 SET open_tickets = open_tickets + excluded.open_tickets
-"""
+"""  # noqa: S608 - only our own expression is formatted in
 # And their words, into the search index (migration 0008).
 _INDEX_NEW = """
 INSERT INTO tickets_search (rowid, subject, body)
@@ -139,11 +142,13 @@ def insert_ticket(
 class NewTicketUpkeep:
     """What a write transaction's new tickets need besides their own rows: the
     per-organization counters the listings read instead of counting rows (open
-    tickets, open tickets a day, tickets a status), and the search index.
+    tickets, open tickets a day, tickets a status), the search index, and, with a
+    ``planner``, their outbox messages.
 
-    Told when the transaction begins, it counts the new tickets on the event
-    loop's thread just before COMMIT (three small statements), and indexes them on
-    the committing thread, where SQLite's work leaves the interpreter free.
+    Told when the transaction begins, it writes each ticket's messages with the
+    ticket (``write_messages``), counts the new tickets on the event loop's thread
+    just before COMMIT (three small statements), and indexes them on the
+    committing thread, where SQLite's work leaves the interpreter free.
     """
 
     def __init__(self, planner: Planner | None = None) -> None:
@@ -200,7 +205,7 @@ class NewTicketUpkeep:
     def ending(self, connection: sqlite3.Connection) -> None:
         last = self._last_before
         connection.execute(_COUNT_NEW_OPEN, (last,))
-        connection.execute(_COUNT_NEW_OPEN_DAYS, (DAY_MS, last, DAY_MS))
+        connection.execute(_COUNT_NEW_OPEN_DAYS, (last,))
         connection.execute(_COUNT_NEW_STATUSES, (last,))
 
     def committing(self, connection: sqlite3.Connection) -> None:
