@@ -108,3 +108,28 @@ def test_outside_an_event_loop_a_line_is_written_at_once(
     log_request(request_id="cli", status=200)
 
     assert [line["request_id"] for line in stderr.lines()] == ["cli"]
+
+
+def test_a_loop_closed_before_its_flush_leaves_the_next_loop_flushing(
+    stderr: RecordingStream,
+) -> None:
+    first = asyncio.new_event_loop()
+
+    async def log_and_stop() -> None:
+        log_request(request_id="last of its loop", status=200)
+        first.stop()  # this turn is the loop's last: its flush never runs
+
+    async def serve() -> None:
+        log_request(request_id="next loop", status=200)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    task = first.create_task(log_and_stop())
+    first.run_forever()
+    first.close()
+    assert task.done()
+    assert stderr.writes == []
+    asyncio.run(serve())
+
+    order = [line["request_id"] for line in stderr.lines()]
+    assert order == ["last of its loop", "next loop"]

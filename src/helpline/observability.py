@@ -34,24 +34,25 @@ class _RequestLines:
         self.stream: BinaryIO | None = None
         self.enabled = True
         self._waiting: list[bytes] = []
-        self._flush_scheduled = False
+        # The loop whose turn ends with a flush; a loop closed before its turn
+        # ended is not the next one, which schedules its own.
+        self._flush_on: asyncio.AbstractEventLoop | None = None
 
     def add(self, line: bytes) -> None:
         self._waiting.append(line)
-        if self._flush_scheduled:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush()
             return
-        loop.call_soon(self.flush)
-        self._flush_scheduled = True
+        if self._flush_on is not loop:
+            loop.call_soon(self.flush)
+            self._flush_on = loop
 
     def flush(self) -> None:
         """Write what waits, in writes of whole lines up to ``PIPE_BUF`` bytes: the
         size a pipe shared by several worker processes keeps in one piece."""
-        self._flush_scheduled = False
+        self._flush_on = None
         stream, waiting = self.stream, self._waiting
         if not waiting or stream is None:
             return
