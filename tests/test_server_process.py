@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import json
 import re
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpline.cli.serve import tune_garbage_collection
 from helpline.storage.admin import AdminStore
 
 from .conftest import VALID_REQUEST
@@ -120,3 +122,15 @@ def test_acknowledged_tickets_survive_a_kill_mid_load(workdir: Path) -> None:
     assert len(acknowledged) >= 100, "too few requests were acknowledged"
     assert len(acknowledged) < 600, "the kill came after the load had ended"
     assert set(acknowledged) <= stored
+
+
+def test_serving_freezes_what_start_up_built_and_collects_young_objects_rarer() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collection()
+
+        assert gc.get_freeze_count() > 1000  # modules, tables, the app
+        assert gc.get_threshold()[0] > before[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -76,7 +77,9 @@ def serve(
         err=True,
     )
     if workers == 1:
-        uvicorn.Server(_uvicorn_config(create_app(settings), settings)).run()
+        app = create_app(settings)
+        tune_garbage_collection()
+        uvicorn.Server(_uvicorn_config(app, settings)).run()
         return
     # Each worker process builds its app from the environment: hand the flags on.
     os.environ.update(
@@ -97,7 +100,27 @@ def app_from_environment() -> HelpApi:
     """The app of one worker process of ``serve --workers``."""
     settings = load_settings()
     configure_logging(log_format=settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    tune_garbage_collection()
+    return app
+
+
+# Young objects collected every 20,000 allocations instead of Python's 700: a
+# request allocates hundreds, nearly all freed by reference counting anyway.
+_GC_THRESHOLDS = (20_000, 20, 50)
+
+
+def tune_garbage_collection() -> None:
+    """Keep the cycle collector from pausing requests.
+
+    What was built before serving (modules, SQLAlchemy's tables, the app) lives as
+    long as the process; frozen, it is no longer walked by every full collection.
+    Under wrk (SQLite, 64 connections) that took the p99 of a create from 66-92 ms
+    to 28-34 ms, and the thresholds added 5-9 % to the rate.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
 
 
 def _uvicorn_config(app: HelpApi, settings: Settings) -> uvicorn.Config:
