@@ -5,7 +5,8 @@ One runs inside every ``helpline serve`` unless ``HELPLINE_DISPATCHER=off``, and
 each skipping the rows another has locked; on SQLite they take turns holding one
 lease, so a single dispatcher works at a time and the others stand by.
 
-Each step: take the lease (SQLite), fan out pending events, claim due messages,
+Each step: take the lease (SQLite), fan out pending events (every event but an
+API create's, whose messages the store's writer plans), claim due messages,
 deliver them concurrently outside any transaction, and record what happened. A
 failure is tried again after ``retry_seconds`` * 2^(attempt - 1), ±20 % jitter,
 capped at six hours; after the last attempt the message is dead.

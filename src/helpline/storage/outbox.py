@@ -1,13 +1,17 @@
 """The notification outbox: ticket events waiting to be fanned out, the messages
 they become, the webhooks that receive them, and the dispatchers' claims.
 
-Every ticket event is written with ``outbox_pending = 1`` in the transaction of
-the change itself. A dispatcher then, in one transaction, reads a batch of those
-events, inserts the messages a planner makes of them and clears the mark, so an
-event becomes its messages exactly once. Messages are claimed with a lease (and
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL), delivered outside any transaction, and
-marked sent, retried later or dead. A dispatcher that dies mid-delivery leaves a
-lease that runs out, and another delivers the message again: at least once.
+A ticket created through the API has its messages planned and inserted in its
+own transaction, by the store's writer (``created_event`` and ``message_row``),
+and its event carries no mark. Every other ticket event is written with
+``outbox_pending = 1`` in the transaction of the change itself. A dispatcher then,
+in one transaction, reads a batch of those events, inserts the messages a planner
+makes of them and clears the mark, so an event becomes its messages exactly once.
+
+Messages are claimed with a lease (and ``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
+delivered outside any transaction, and marked sent, retried later or dead. A
+dispatcher that dies mid-delivery leaves a lease that runs out, and another
+delivers the message again: at least once.
 """
 
 from __future__ import annotations
