@@ -2,7 +2,7 @@
 they become, the webhooks that receive them, and the dispatchers' claims.
 
 A ticket created through the API has its messages planned and inserted in its
-own transaction, by the store's writer (``created_event`` and ``message_row``),
+own transaction, by the store's writer (``created_messages``),
 and its event carries no mark. Every other ticket event is written with
 ``outbox_pending = 1`` in the transaction of the change itself. A dispatcher then,
 in one transaction, reads a batch of those events, inserts the messages a planner
@@ -306,7 +306,7 @@ class OutboxStore(AdminStore):
             for row in rows:
                 event = _event_to_fan_out(row, texts)
                 for message in planner(event, hooks.get(row.organization_id, ())):
-                    planned.append(message_row(event, message, now_ms))
+                    planned.append(_message_row(event, message, now_ms))
             # Straight to the driver: these two statements run for every ticket
             # created, and SQLAlchemy's per-row work would cost more than the SQL.
             marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
@@ -593,7 +593,28 @@ def webhook_from_row(
     )
 
 
-def created_event(
+def created_messages(
+    planner: Planner,
+    ticket: NewTicket,
+    ticket_id: int,
+    event_id: int,
+    *,
+    organization: str,
+    hooks: Sequence[Webhook],
+    after: dict[str, str],
+) -> list[tuple[Any, ...]]:
+    """The ``_message_row`` values of a new ticket's 'created' event, planned in
+    the ticket's own transaction, as ``fan_out`` would plan them later."""
+    event = _created_event(
+        ticket, ticket_id, event_id, organization=organization, after=after
+    )
+    return [
+        _message_row(event, message, ticket.created_at_ms)
+        for message in planner(event, hooks)
+    ]
+
+
+def _created_event(
     ticket: NewTicket,
     ticket_id: int,
     event_id: int,
@@ -601,8 +622,7 @@ def created_event(
     organization: str,
     after: dict[str, str],
 ) -> EventToFanOut:
-    """A new ticket's 'created' event as ``fan_out`` would read it back, for a
-    planner that runs in the ticket's own transaction."""
+    """A new ticket's 'created' event as ``fan_out`` would read it back."""
     return EventToFanOut(
         id=event_id,
         kind="created",
@@ -648,7 +668,7 @@ _NEW_MESSAGE_COLUMNS = (
 
 
 def insert_messages_sql(marker: str) -> str:
-    """The INSERT of ``message_row``'s values, with parameter markers ``marker``:
+    """The INSERT of ``_message_row``'s values, with parameter markers ``marker``:
     "?" or "%s", or "$" for asyncpg's numbered ones."""
     columns = ", ".join(_NEW_MESSAGE_COLUMNS)
     count = len(_NEW_MESSAGE_COLUMNS)
@@ -660,7 +680,7 @@ def insert_messages_sql(marker: str) -> str:
     return f"INSERT INTO outbox_messages ({columns}) VALUES ({markers})"  # noqa: S608
 
 
-def message_row(
+def _message_row(
     event: EventToFanOut, message: NewMessage, now_ms: int
 ) -> tuple[Any, ...]:
     """The values of ``_NEW_MESSAGE_COLUMNS`` for a new, pending message."""

@@ -48,9 +48,8 @@ from helpline.storage.outbox import (
     WEBHOOK_ROW_COLUMNS,
     Planner,
     Webhook,
-    created_event,
+    created_messages,
     insert_messages_sql,
-    message_row,
     webhook_from_row,
 )
 from helpline.storage.records import (
@@ -263,12 +262,14 @@ class PostgresTransaction:
         """The mails and webhook deliveries of a new ticket's 'created' event."""
         assert self.planner is not None  # noqa: S101
         organization, hooks = await self._audience(ticket.organization_id)
-        event = created_event(
-            ticket, ticket_id, event_id, organization=organization, after=after
-        )
-        self._messages.extend(
-            message_row(event, message, ticket.created_at_ms)
-            for message in self.planner(event, hooks)
+        self._messages += created_messages(
+            self.planner,
+            ticket,
+            ticket_id,
+            event_id,
+            organization=organization,
+            hooks=hooks,
+            after=after,
         )
 
     async def _audience(self, organization_id: int) -> tuple[str, list[Webhook]]:

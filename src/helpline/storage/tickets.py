@@ -19,9 +19,8 @@ from helpline.storage.outbox import (
     WEBHOOK_ROW_COLUMNS,
     Planner,
     Webhook,
-    created_event,
+    created_messages,
     insert_messages_sql,
-    message_row,
     webhook_from_row,
 )
 from helpline.storage.records import Created, CreateOutcome, KeyReused, Replayed
@@ -177,13 +176,15 @@ class NewTicketUpkeep:
         a dispatcher's fan-out would plan them, without reading the ticket back."""
         assert self._planner is not None  # noqa: S101
         organization, hooks = self._audience(connection, ticket.organization_id)
-        event = created_event(
-            ticket, ticket_id, event_id, organization=organization, after=after
+        rows = created_messages(
+            self._planner,
+            ticket,
+            ticket_id,
+            event_id,
+            organization=organization,
+            hooks=hooks,
+            after=after,
         )
-        rows = [
-            message_row(event, message, ticket.created_at_ms)
-            for message in self._planner(event, hooks)
-        ]
         if rows:
             connection.executemany(_INSERT_MESSAGES, rows)
 
