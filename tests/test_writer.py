@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -247,3 +248,80 @@ def test_postgres_batch_fails_promptly_when_the_server_is_unreachable(
     assert all(isinstance(outcome, StorageUnavailable) for outcome in outcomes)
     assert time.monotonic() - started < 5
     assert notes.stored() == []
+
+
+def _begins_traced(notes: Notes, begins: list[int]) -> Any:
+    """A job that records, from then on, the thread each BEGIN of its
+    connection runs on."""
+
+    def trace(statement: str) -> None:
+        if statement.startswith("BEGIN"):
+            begins.append(threading.get_ident())
+
+    def job(connection: sqlite3.Connection) -> None:
+        connection.set_trace_callback(trace)
+
+    return job
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_writer_begins_on_the_loop_while_the_lock_is_free(
+    notes: Notes,
+) -> None:
+    writer = notes.writer()
+    begins: list[int] = []
+
+    async def write_twice() -> int:
+        await notes.start(writer)
+        await writer.submit(_begins_traced(notes, begins))
+        await writer.submit(notes.insert("second"))
+        await notes.stop(writer)
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(write_twice())
+
+    assert begins == [loop_thread]
+    assert notes.stored() == ["second"]
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_writer_waits_off_the_loop_for_a_lock_held_elsewhere(
+    notes: Notes,
+) -> None:
+    assert notes.path is not None
+    writer = notes.writer()
+    begins: list[int] = []
+    blocker = sqlite3.connect(notes.path, isolation_level=None, check_same_thread=False)
+
+    async def write_while_blocked() -> tuple[int, float, float]:
+        await notes.start(writer)
+        await writer.submit(_begins_traced(notes, begins))
+        blocker.execute("BEGIN IMMEDIATE")
+        released_at: list[float] = []
+
+        def release_later() -> None:
+            time.sleep(0.6)
+            released_at.append(time.monotonic())
+            blocker.execute("ROLLBACK")
+
+        releaser = threading.Thread(target=release_later)
+        releaser.start()
+        written = asyncio.ensure_future(writer.submit(notes.insert("waited")))
+        longest_gap, last = 0.0, time.monotonic()
+        while not written.done():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest_gap, last = max(longest_gap, now - last), now
+        await written
+        done_at = time.monotonic()
+        releaser.join()
+        await notes.stop(writer)
+        return threading.get_ident(), longest_gap, done_at - released_at[0]
+
+    loop_thread, longest_gap, after_release = asyncio.run(write_while_blocked())
+    blocker.close()
+
+    assert after_release >= 0
+    assert longest_gap < 0.3, "the event loop waited for SQLite's lock"
+    assert begins[-1] != loop_thread
+    assert notes.stored() == ["waited"]

@@ -118,6 +118,10 @@ class WriteGate:
         SQLite decide. Returns whether the turn was taken, for ``release``."""
         return self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
 
+    def try_acquire(self) -> bool:
+        """Take the turn if it is free now; never waits."""
+        return self._lock.acquire(blocking=False)
+
     def release(self, taken: bool) -> None:
         if taken:
             self._lock.release()
