@@ -138,6 +138,27 @@ def test_ticket_ids_are_unique_under_concurrent_creates(
     assert admin.count_tickets() == 200
 
 
+def test_concurrent_creates_each_answer_their_own_ticket(
+    api: httpx.Client, credentials: Credentials, admin: AdminStore
+) -> None:
+    # Many at once share a batch; each answer must name the ticket it made, and
+    # each idempotency key the ticket of its own request.
+    def create(number: int) -> tuple[int, int]:
+        key = {"Idempotency-Key": f"k-{number}"} if number % 3 == 0 else {}
+        payload = {"subject": f"Mine is {number}"}
+        first = post(api, credentials, payload, **key).json()["ticketId"]
+        again = post(api, credentials, payload, **key).json()["ticketId"]
+        return int(first), int(again) if key else int(first)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(create, range(120)))
+
+    for number, (first, again) in enumerate(answers):
+        assert admin.get_ticket(first).subject == f"Mine is {number}"
+        assert again == first
+    assert admin.count_tickets() == 120 + 80
+
+
 # Authentication
 
 

@@ -669,13 +669,9 @@ _NEW_MESSAGE_COLUMNS = (
 
 def insert_messages_sql(marker: str) -> str:
     """The INSERT of ``_message_row``'s values, with parameter markers ``marker``:
-    "?" or "%s", or "$" for asyncpg's numbered ones."""
+    "?" or "%s"."""
     columns = ", ".join(_NEW_MESSAGE_COLUMNS)
-    count = len(_NEW_MESSAGE_COLUMNS)
-    if marker == "$":
-        markers = ", ".join(f"${number}" for number in range(1, count + 1))
-    else:
-        markers = ", ".join([marker] * count)
+    markers = ", ".join([marker] * len(_NEW_MESSAGE_COLUMNS))
     # Column names and parameter markers only: no value is in the text.
     return f"INSERT INTO outbox_messages ({columns}) VALUES ({markers})"  # noqa: S608
 

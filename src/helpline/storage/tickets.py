@@ -306,19 +306,22 @@ def _write_ticket(
     if ticket.rma is not None:
         connection.execute(_INSERT_RMA, (ticket_id, *dataclasses.astuple(ticket.rma)))
     if ticket.attachment is not None:
-        file = ticket.attachment
-        connection.execute(
-            _INSERT_ATTACHMENT,
-            (
-                ticket_id,
-                file.file_name,
-                file.size_bytes,
-                file.content_type,
-                file.sha256,
-                ticket.created_at_ms,
-            ),
-        )
+        connection.execute(_INSERT_ATTACHMENT, attachment_row(ticket_id, ticket))
     return ticket_id
+
+
+def attachment_row(ticket_id: int, ticket: NewTicket) -> tuple[object, ...]:
+    """The attachments row of a new ticket that has one."""
+    file = ticket.attachment
+    assert file is not None  # noqa: S101
+    return (
+        ticket_id,
+        file.file_name,
+        file.size_bytes,
+        file.content_type,
+        file.sha256,
+        ticket.created_at_ms,
+    )
 
 
 def ticket_row(ticket: NewTicket) -> tuple[object, ...]:
