@@ -48,7 +48,6 @@ from helpline.storage.listing import (
     window_bounds,
 )
 from helpline.storage.outbox import (
-    WEBHOOK_ROW_COLUMNS,
     Planner,
     Webhook,
     created_messages,
@@ -120,11 +119,15 @@ WITH input AS (
 )
 SELECT position, ticket_id, event_id FROM numbered
 """
-_ORGANIZATION_NAME = "SELECT name FROM organizations WHERE id = $1"
-_WEBHOOKS_OF = f"""
-SELECT {WEBHOOK_ROW_COLUMNS} FROM webhooks WHERE organization_id = $1 ORDER BY id
-"""  # noqa: S608 - only the column list is formatted in
+# An organization's name, with each of its webhooks (none: one row of NULLs).
+_AUDIENCE = """
+SELECT o.name, w.id, w.url, w.secret, w.events, w.created_at_ms
+FROM organizations AS o LEFT JOIN webhooks AS w ON w.organization_id = o.id
+WHERE o.id = $1
+ORDER BY w.id
+"""
 # A batch's new messages in one statement, as its tickets are.
+_MESSAGE_COLUMNS = 11
 _INSERT_MESSAGES = """
 INSERT INTO outbox_messages (
     event_id, ticket_id, channel, event_type, webhook_id, destination, payload,
@@ -150,23 +153,27 @@ _INSERT_FEEDBACK = """
 INSERT INTO feedback (organization_id, api_key_id, user_email, feedback, created_at_ms)
 VALUES ($1, $2, $3, $4, $5)
 """
-_COUNT_OPEN_TICKETS = """
-INSERT INTO organization_counters AS counter (organization_id, open_tickets)
-SELECT * FROM unnest($1::integer[], $2::integer[])
-ON CONFLICT (organization_id)
-DO UPDATE SET open_tickets = counter.open_tickets + excluded.open_tickets
-"""
-_COUNT_OPEN_DAYS = """
-INSERT INTO open_ticket_days AS counter (organization_id, day, open_tickets)
-SELECT * FROM unnest($1::integer[], $2::bigint[], $3::integer[])
-ON CONFLICT (organization_id, day)
-DO UPDATE SET open_tickets = counter.open_tickets + excluded.open_tickets
-"""
-_COUNT_STATUSES = """
-INSERT INTO ticket_status_counts AS counter (organization_id, status, tickets)
-SELECT * FROM unnest($1::integer[], $2::text[], $3::integer[])
-ON CONFLICT (organization_id, status)
-DO UPDATE SET tickets = counter.tickets + excluded.tickets
+# A batch's counts in one statement: its open tickets per organization
+# ($1, $2), its tickets per status ($3-$5) and its open tickets per day ($6-$8),
+# each array in key order. An empty array adds nothing.
+_COUNT_NEW_TICKETS = """
+WITH open_tickets AS (
+    INSERT INTO organization_counters AS counter (organization_id, open_tickets)
+    SELECT * FROM unnest($1::integer[], $2::integer[])
+    ON CONFLICT (organization_id)
+    DO UPDATE SET open_tickets = counter.open_tickets + excluded.open_tickets
+), statuses AS (
+    INSERT INTO ticket_status_counts AS counter (organization_id, status, tickets)
+    SELECT * FROM unnest($3::integer[], $4::text[], $5::integer[])
+    ON CONFLICT (organization_id, status)
+    DO UPDATE SET tickets = counter.tickets + excluded.tickets
+), open_days AS (
+    INSERT INTO open_ticket_days AS counter (organization_id, day, open_tickets)
+    SELECT * FROM unnest($6::integer[], $7::bigint[], $8::integer[])
+    ON CONFLICT (organization_id, day)
+    DO UPDATE SET open_tickets = counter.open_tickets + excluded.open_tickets
+)
+SELECT 1
 """
 # Takes the key unless a live claim holds it; waits while another transaction's
 # claim on it is uncommitted. An expired claim is taken over.
@@ -345,9 +352,13 @@ class PostgresTransaction:
     async def _audience(self, organization_id: int) -> tuple[str, list[Webhook]]:
         found = self._audiences.get(organization_id)
         if found is None:
-            name = await self.connection.fetchval(_ORGANIZATION_NAME, organization_id)
-            rows = await self.connection.fetch(_WEBHOOKS_OF, organization_id)
-            hooks = [webhook_from_row(organization_id, name, row) for row in rows]
+            rows = await self.connection.fetch(_AUDIENCE, organization_id)
+            name = rows[0]["name"]
+            hooks = [
+                webhook_from_row(organization_id, name, row[1:])
+                for row in rows
+                if row["id"] is not None
+            ]
             found = self._audiences[organization_id] = (name, hooks)
         return found
 
@@ -366,32 +377,14 @@ class PostgresTransaction:
             await self._write_tickets()
         if self._messages:
             await self.connection.execute(
-                _INSERT_MESSAGES,
-                *(list(column) for column in zip(*self._messages, strict=True)),
+                _INSERT_MESSAGES, *_arrays(self._messages, _MESSAGE_COLUMNS)
             )
-        open_tickets = sorted(self._open_tickets.items())
-        if open_tickets:
-            organizations, counts = zip(*open_tickets, strict=True)
+        if self._statuses:
             await self.connection.execute(
-                _COUNT_OPEN_TICKETS, list(organizations), list(counts)
-            )
-        statuses = sorted(self._statuses.items())
-        if statuses:
-            keys, counts = zip(*statuses, strict=True)
-            await self.connection.execute(
-                _COUNT_STATUSES,
-                [organization for organization, _ in keys],
-                [status for _, status in keys],
-                list(counts),
-            )
-        open_days = sorted(self._open_days.items())
-        if open_days:
-            keys, counts = zip(*open_days, strict=True)
-            await self.connection.execute(
-                _COUNT_OPEN_DAYS,
-                [organization for organization, _ in keys],
-                [day for _, day in keys],
-                list(counts),
+                _COUNT_NEW_TICKETS,
+                *_arrays(sorted(self._open_tickets.items()), 2),
+                *_arrays(_flat(self._statuses), 3),
+                *_arrays(_flat(self._open_days), 3),
             )
 
     async def _write_tickets(self) -> None:
@@ -406,7 +399,7 @@ class PostgresTransaction:
             for each in queued
         ]
         for position, ticket_id, event_id in await self.connection.fetch(
-            _INSERT_TICKETS, *(list(column) for column in zip(*rows, strict=True))
+            _INSERT_TICKETS, *_arrays(rows, len(rows[0]))
         ):
             queued[position - 1].ticket_id = ticket_id
             queued[position - 1].event_id = event_id
@@ -515,6 +508,18 @@ class PostgresCommitter:
         return True, result
 
 
+def _arrays(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows of ``width`` values as ``width`` columns, for ``unnest``."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _flat(counts: Counter[tuple[Any, Any]]) -> list[tuple[Any, Any, int]]:
+    """A counter of two-part keys as (part, part, count) rows in key order."""
+    return [(*key, count) for key, count in sorted(counts.items())]
+
+
 def _created_after(ticket: NewTicket) -> dict[str, str]:
     """The 'after' of a new ticket's 'created' event."""
     return {"status": ticket.status.value}
@@ -569,6 +574,7 @@ class PostgresTicketStore:
                 "application_name": "helpline",
                 "statement_timeout": str(timeout_ms),
             },
+            reset=_keep_session,
         )
         await self._writer.start()
 
@@ -758,6 +764,13 @@ class SharedRateLimiter:
             organization_id, rate=self._rate, burst=self._burst
         )
         return None if granted else retry_after_seconds(tokens, self._rate)
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """Nothing to undo when a connection goes back to the pool: the store keeps
+    no session state (no LISTEN, no SET, no session advisory lock, no cursor), and
+    asyncpg still rolls back a transaction left open. The default reset was one
+    more round trip each time a connection was used."""
 
 
 def _always_attached(_sha256: str) -> bool:
