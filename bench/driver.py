@@ -207,6 +207,10 @@ def _run_round(run: Run, *, round_number: int, context: Context) -> RoundResult:
     round_dir = context.workdir / f"{run.name.replace('/', '-')}-{round_number}"
     round_dir.mkdir()
     with _database_for(run, round_dir=round_dir, context=context) as database:
+        # Every round starts on a quiet disk: what the seeding, a copy of the seeded
+        # file or an earlier round left to write back would otherwise stall this
+        # round's commits (seen here: a p99 of 1.1 s in the round after seeding).
+        os.sync()
         with _server_for(
             run, database, round_dir=round_dir, pid_dir=context.workdir
         ) as server:
