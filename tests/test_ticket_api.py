@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import select
@@ -12,10 +13,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from helpline.domain.clock import now_ms
+from helpline.domain.idempotency import IdempotencyClaim
 from helpline.domain.keys import Permission
-from helpline.domain.tickets import TicketRules
+from helpline.domain.tickets import NewTicket, TicketRules
 from helpline.storage.admin import AdminStore
+from helpline.storage.records import Created, CreateOutcome, KeyReused, Replayed
 from helpline.storage.schema import idempotency_keys
+from helpline.storage.store import open_store
 
 from .conftest import (
     REFERENCE_REQUEST,
@@ -602,6 +607,58 @@ def test_concurrent_retries_with_one_key_make_one_ticket(
 
     assert len(ids) == 1
     assert admin.count_tickets() == 1
+
+
+def test_one_key_twice_in_one_batch_replays_the_ticket_of_the_first(
+    credentials: Credentials, admin: AdminStore, database_url: str
+) -> None:
+    # Submitted together, the three share a batch: the second and third find the
+    # first's claim before its ticket is written.
+    with admin.engine.connect() as connection:
+        organization_id, api_key_id = connection.execute(
+            sa.text("SELECT organization_id, id FROM api_keys WHERE prefix = :p"),
+            {"p": credentials.prefix},
+        ).one()
+    ticket = NewTicket(
+        organization_id=organization_id,
+        api_key_id=api_key_id,
+        submitter_email="ops@acme.example",
+        subject="Once",
+        body=None,
+        collaborators=None,
+        serial_numbers=None,
+        product_type=None,
+        service_type=None,
+        console_access_granted=None,
+        console_access_expires_at_ms=None,
+        created_at_ms=now_ms(),
+    )
+
+    async def create_three() -> list[CreateOutcome]:
+        store = open_store(database_url)
+        await store.start()
+        try:
+            return list(
+                await asyncio.gather(
+                    *(
+                        store.create_ticket(
+                            ticket,
+                            claim=IdempotencyClaim("k", fingerprint),
+                            warning_msg=None,
+                        )
+                        for fingerprint in ("same", "same", "other")
+                    )
+                )
+            )
+        finally:
+            await store.close()
+
+    first, again, reused = asyncio.run(create_three())
+
+    assert isinstance(first, Created)
+    assert first.ticket_id is not None
+    assert again == Replayed(first.ticket_id, None)
+    assert reused == KeyReused(first.ticket_id)
 
 
 def test_idempotency_key_expires_after_24_hours(

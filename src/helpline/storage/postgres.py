@@ -313,6 +313,8 @@ class PostgresTransaction:
         self.connection = connection
         self.planner = planner
         self._tickets: list[_QueuedTicket] = []
+        # The queued tickets of the claims taken in this transaction.
+        self._claimed: dict[tuple[int, str], _QueuedTicket] = {}
         self._open_tickets: Counter[int] = Counter()
         self._statuses: Counter[tuple[int, str]] = Counter()
         self._open_days: Counter[tuple[int, int]] = Counter()
@@ -328,10 +330,16 @@ class PostgresTransaction:
         The ``Later`` gives the ``Created`` outcome."""
         queued = _QueuedTicket(ticket, claim)
         self._tickets.append(queued)
+        if claim is not None:
+            self._claimed[ticket.organization_id, claim.key] = queued
         self.count_new_ticket(
             ticket.organization_id, ticket.status, created_at_ms=ticket.created_at_ms
         )
         return Later(lambda: Created(queued.ticket_id))
+
+    def claimed_ticket(self, organization_id: int, key: str) -> _QueuedTicket | None:
+        """The ticket queued in this transaction for the claim on ``key``."""
+        return self._claimed.get((organization_id, key))
 
     async def plan_created(
         self, ticket: NewTicket, ticket_id: int, event_id: int, after: dict[str, str]
@@ -608,7 +616,7 @@ class PostgresTicketStore:
     ) -> CreateOutcome:
         async def job(transaction: PostgresTransaction) -> CreateOutcome | Later:
             earlier = await _take_claim(
-                transaction.connection, ticket, claim, warning_msg=warning_msg
+                transaction, ticket, claim, warning_msg=warning_msg
             )
             if earlier is not None:
                 return earlier
@@ -637,16 +645,20 @@ class PostgresTicketStore:
                 feedback.created_at_ms,
             )
 
-        async def job(transaction: PostgresTransaction) -> CreateOutcome:
+        async def job(transaction: PostgresTransaction) -> CreateOutcome | Later:
             earlier = await _take_claim(
-                transaction.connection, feedback, claim, warning_msg=warning_msg
+                transaction, feedback, claim, warning_msg=warning_msg
             )
             if earlier is not None:
                 return earlier
             await write(transaction.connection)
             return Created(None)
 
-        return await self._writer.submit_async(job, order=_claim_order(feedback, claim))
+        outcome = await self._writer.submit_async(
+            job, order=_claim_order(feedback, claim)
+        )
+        # A key a ticket of this batch claimed is replayed Later, once it is written.
+        return cast(CreateOutcome, outcome)
 
     async def open_tickets_page(
         self, *, organization_id: int, page: int, page_size: int
@@ -787,16 +799,20 @@ def _claim_order(
 
 
 async def _take_claim(
-    connection: asyncpg.Connection,
+    transaction: PostgresTransaction,
     made: NewTicket | NewFeedback,
     claim: IdempotencyClaim | None,
     *,
     warning_msg: str | None,
-) -> CreateOutcome | None:
+) -> CreateOutcome | Later | None:
     """Take the claim, if any; or the outcome to replay of the request that holds
-    it. A taken claim's ticket id is filled in with the ticket (``add_ticket``)."""
+    it. A taken claim's ticket id is filled in with the ticket (``add_ticket``).
+
+    A claim taken earlier in this same batch has no ticket id yet: its replay is
+    a ``Later``, settled with the id once the batch's tickets are written."""
     if claim is None:
         return None
+    connection = transaction.connection
     organization_id, now_ms = made.organization_id, made.created_at_ms
     expired_before = now_ms - IDEMPOTENCY_WINDOW_MS
     taken = await connection.fetchval(
@@ -812,9 +828,16 @@ async def _take_claim(
         return None
     row = await connection.fetchrow(_FIND_CLAIM, organization_id, claim.key)
     fingerprint, ticket_id, first_warning_msg = row
-    if fingerprint != claim.fingerprint:
-        return KeyReused(ticket_id)
-    return Replayed(ticket_id, first_warning_msg)
+
+    def replay(ticket_id: int | None) -> CreateOutcome:
+        if fingerprint != claim.fingerprint:
+            return KeyReused(ticket_id)
+        return Replayed(ticket_id, first_warning_msg)
+
+    queued = transaction.claimed_ticket(organization_id, claim.key)
+    if queued is None:
+        return replay(ticket_id)
+    return Later(lambda: replay(queued.ticket_id))
 
 
 async def _deep_page(
