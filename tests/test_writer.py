@@ -250,7 +250,7 @@ def test_postgres_batch_fails_promptly_when_the_server_is_unreachable(
     assert notes.stored() == []
 
 
-def _begins_traced(notes: Notes, begins: list[int]) -> Any:
+def _begins_traced(begins: list[int]) -> Any:
     """A job that records, from then on, the thread each BEGIN of its
     connection runs on."""
 
@@ -273,7 +273,7 @@ def test_sqlite_writer_begins_on_the_loop_while_the_lock_is_free(
 
     async def write_twice() -> int:
         await notes.start(writer)
-        await writer.submit(_begins_traced(notes, begins))
+        await writer.submit(_begins_traced(begins))
         await writer.submit(notes.insert("second"))
         await notes.stop(writer)
         return threading.get_ident()
@@ -295,7 +295,7 @@ def test_sqlite_writer_waits_off_the_loop_for_a_lock_held_elsewhere(
 
     async def write_while_blocked() -> tuple[int, float, float]:
         await notes.start(writer)
-        await writer.submit(_begins_traced(notes, begins))
+        await writer.submit(_begins_traced(begins))
         blocker.execute("BEGIN IMMEDIATE")
         released_at: list[float] = []
 
