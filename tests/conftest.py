@@ -178,6 +178,20 @@ class Credentials:
 MakeKey = Callable[..., Credentials]
 
 
+def key_of(url: str, credentials: Credentials) -> tuple[int, int]:
+    """The organization id and key id of ``credentials``."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            organization_id, key_id = connection.execute(
+                sa.text("SELECT organization_id, id FROM api_keys WHERE prefix = :p"),
+                {"p": credentials.prefix},
+            ).one()
+            return int(organization_id), int(key_id)
+    finally:
+        engine.dispose()
+
+
 def organization_with_key(store: AdminStore, name: str = "acme") -> dict[str, str]:
     """Create the organization ``name`` with one key of every permission; the
     headers that present the key."""

@@ -31,7 +31,7 @@ from helpline.storage.store import open_store
 from helpline.storage.tickets import NewTicketUpkeep, insert_ticket
 from helpline.storage.writer import GroupCommitWriter, SqliteCommitter
 
-from .conftest import Credentials, PostgresDatabases, StartServer
+from .conftest import Credentials, PostgresDatabases, StartServer, key_of
 from .test_open_tickets import VALID_RMA
 from .test_ticket_with_file import post_form
 
@@ -97,15 +97,6 @@ def plain_pages(url: str, organization_id: int) -> list[tuple[Any, ...]]:
         "ORDER BY created_at_ms DESC, id DESC",
         org=organization_id,
     )
-
-
-def key_of(url: str, credentials: Credentials) -> tuple[int, int]:
-    found = rows(
-        url,
-        "SELECT organization_id, id FROM api_keys WHERE prefix = :prefix",
-        prefix=credentials.prefix,
-    )
-    return found[0]
 
 
 def spread_tickets(

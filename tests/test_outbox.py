@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks import Webhook as Verifier
@@ -39,12 +38,11 @@ from helpline.outbox.dispatcher import (
 )
 from helpline.outbox.plan import plan_messages
 from helpline.storage.console import ConsoleStore
-from helpline.storage.engine import make_engine
 from helpline.storage.outbox import OutboxMessage, OutboxStore
 from helpline.storage.records import Created
 from helpline.storage.store import open_store
 
-from .conftest import VALID_REQUEST, Credentials, LiveServer, StartServer
+from .conftest import VALID_REQUEST, Credentials, LiveServer, StartServer, key_of
 from .processes import ServerProcess, free_port
 from .test_console_http import Browser, new_ticket
 
@@ -689,15 +687,7 @@ def test_the_writer_plans_a_new_ticket_s_messages_as_a_dispatcher_would(
         events=["ticket.replied"],
         now_ms=1,
     )
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            organization_id, key_id = connection.execute(
-                sa.text("SELECT organization_id, id FROM api_keys WHERE prefix = :p"),
-                {"p": credentials.prefix},
-            ).one()
-    finally:
-        engine.dispose()
+    organization_id, key_id = key_of(database_url, credentials)
     made = [
         NewTicket(
             organization_id=organization_id,

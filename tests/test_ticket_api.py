@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from helpline.domain.clock import now_ms
 from helpline.domain.idempotency import IdempotencyClaim
 from helpline.domain.keys import Permission
-from helpline.domain.tickets import NewTicket, TicketRules
+from helpline.domain.tickets import Submitter, TicketRules, prepare_ticket
+from helpline.http import wire
 from helpline.storage.admin import AdminStore
 from helpline.storage.records import Created, CreateOutcome, KeyReused, Replayed
 from helpline.storage.schema import idempotency_keys
@@ -28,6 +29,7 @@ from .conftest import (
     Credentials,
     MakeKey,
     StartServer,
+    key_of,
 )
 
 ENVELOPE_FIELDS = {
@@ -610,28 +612,16 @@ def test_concurrent_retries_with_one_key_make_one_ticket(
 
 
 def test_one_key_twice_in_one_batch_replays_the_ticket_of_the_first(
-    credentials: Credentials, admin: AdminStore, database_url: str
+    credentials: Credentials, database_url: str
 ) -> None:
     # Submitted together, the three share a batch: the second and third find the
     # first's claim before its ticket is written.
-    with admin.engine.connect() as connection:
-        organization_id, api_key_id = connection.execute(
-            sa.text("SELECT organization_id, id FROM api_keys WHERE prefix = :p"),
-            {"p": credentials.prefix},
-        ).one()
-    ticket = NewTicket(
-        organization_id=organization_id,
-        api_key_id=api_key_id,
-        submitter_email="ops@acme.example",
-        subject="Once",
-        body=None,
-        collaborators=None,
-        serial_numbers=None,
-        product_type=None,
-        service_type=None,
-        console_access_granted=None,
-        console_access_expires_at_ms=None,
-        created_at_ms=now_ms(),
+    organization_id, api_key_id = key_of(database_url, credentials)
+    ticket = prepare_ticket(
+        wire.CreateTicketRequest(subject="Once"),
+        rules=TicketRules(),
+        submitter=Submitter(organization_id, api_key_id, credentials.user_email),
+        now_ms=now_ms(),
     )
 
     async def create_three() -> list[CreateOutcome]:
