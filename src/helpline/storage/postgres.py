@@ -293,7 +293,9 @@ class Later:
 @dataclasses.dataclass(slots=True)
 class _QueuedTicket:
     ticket: NewTicket
-    claim: IdempotencyClaim | None
+    claim_key: str | None
+    # The 'after' of its 'created' event.
+    after: dict[str, str]
     ticket_id: int = 0
     event_id: int = 0
 
@@ -328,11 +330,12 @@ class PostgresTransaction:
         """Queue a new ticket (with its event, RMA details, attachment and
         messages) for ``finish``, and the ticket's id for ``claim``, if given.
         The ``Later`` gives the ``Created`` outcome."""
-        queued = _QueuedTicket(ticket, claim)
+        key = None if claim is None else claim.key
+        queued = _QueuedTicket(ticket, key, {"status": ticket.status.value})
         self._tickets.append(queued)
-        if claim is not None:
-            self._claimed[ticket.organization_id, claim.key] = queued
-        self.count_new_ticket(
+        if key is not None:
+            self._claimed[ticket.organization_id, key] = queued
+        self._count_new_ticket(
             ticket.organization_id, ticket.status, created_at_ms=ticket.created_at_ms
         )
         return Later(lambda: Created(queued.ticket_id))
@@ -370,7 +373,7 @@ class PostgresTransaction:
             found = self._audiences[organization_id] = (name, hooks)
         return found
 
-    def count_new_ticket(
+    def _count_new_ticket(
         self, organization_id: int, status: TicketStatus, *, created_at_ms: int
     ) -> None:
         if status.is_open:
@@ -401,7 +404,7 @@ class PostgresTransaction:
         rows = [
             (
                 *ticket_row(each.ticket),
-                _encode_json(_created_after(each.ticket)).decode(),
+                _encode_json(each.after).decode(),
                 None if planning else 1,
             )
             for each in queued
@@ -416,15 +419,13 @@ class PostgresTransaction:
         for each in queued:
             ticket, ticket_id = each.ticket, each.ticket_id
             if planning:
-                await self.plan_created(
-                    ticket, ticket_id, each.event_id, _created_after(ticket)
-                )
+                await self.plan_created(ticket, ticket_id, each.event_id, each.after)
             if ticket.rma is not None:
                 rma_rows.append((ticket_id, *dataclasses.astuple(ticket.rma)))
             if ticket.attachment is not None:
                 attachment_rows.append(attachment_row(ticket_id, ticket))
-            if each.claim is not None:
-                claim_rows.append((ticket.organization_id, each.claim.key, ticket_id))
+            if each.claim_key is not None:
+                claim_rows.append((ticket.organization_id, each.claim_key, ticket_id))
         for statement, batch in (
             (_INSERT_RMA, rma_rows),
             (_INSERT_ATTACHMENT, attachment_rows),
@@ -526,11 +527,6 @@ def _arrays(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 def _flat(counts: Counter[tuple[Any, Any]]) -> list[tuple[Any, Any, int]]:
     """A counter of two-part keys as (part, part, count) rows in key order."""
     return [(*key, count) for key, count in sorted(counts.items())]
-
-
-def _created_after(ticket: NewTicket) -> dict[str, str]:
-    """The 'after' of a new ticket's 'created' event."""
-    return {"status": ticket.status.value}
 
 
 def _settled(result: Any) -> Any:
