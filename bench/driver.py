@@ -48,10 +48,14 @@ from servers import (
     Database,
     Server,
     check_postgres,
+    cpu_microseconds,
+    cpu_ticks,
     fresh_postgres_database,
     peak_rss_mib,
+    postgres_pids,
     running_helpline,
     running_noop,
+    server_pids,
     sqlite_url,
 )
 
@@ -215,15 +219,29 @@ def _run_round(run: Run, *, round_number: int, context: Context) -> RoundResult:
             run, database, round_dir=round_dir, pid_dir=context.workdir
         ) as server:
             listed = _probe(server, run.probe) if run.probe else None
+            on_postgres = run.database == "postgres"
+            server_before = cpu_ticks(server_pids(server))
+            database_before = cpu_ticks(postgres_pids()) if on_postgres else {}
             figures = run_wrk(
                 server, run.load, output=round_dir / "wrk.txt", pid_dir=context.workdir
             )
+            server_cpu = cpu_microseconds(server_before, cpu_ticks(server_pids(server)))
+            database_cpu = (
+                cpu_microseconds(database_before, cpu_ticks(postgres_pids()))
+                if on_postgres
+                else None
+            )
             processes = peak_rss_mib(server)
 
+        requests = max(figures.completed, 1)
         result = RoundResult(
             run=run.name,
             round=round_number,
             wrk=figures,
+            cpu_us_per_request=server_cpu / requests,
+            database_cpu_us_per_request=(
+                None if database_cpu is None else database_cpu / requests
+            ),
             peak_rss_mib=sum(processes.values()),
             processes_rss_mib=processes,
             listed=listed,

@@ -9,7 +9,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from load import WRK_THREADS, WrkFigures
 from scenarios import SCENARIOS, TIMES, Run, Scenario
@@ -21,6 +21,10 @@ class RoundResult:
     run: str
     round: int
     wrk: WrkFigures
+    # CPU time per request answered while wrk ran: of the server's processes, and
+    # of the PostgreSQL server's for a run on PostgreSQL (None otherwise).
+    cpu_us_per_request: float
+    database_cpu_us_per_request: float | None
     peak_rss_mib: float
     processes_rss_mib: dict[int, float]
     stored_tickets: int | None = None
@@ -82,6 +86,12 @@ def _summary(run: Run, results: list[RoundResult]) -> dict[str, Any]:
         "p50_ms": median([r.wrk.p50_ms for r in results]),
         "p99_ms": median([r.wrk.p99_ms for r in results]),
         "errors": sum(r.wrk.errors for r in results),
+        "cpu_us_per_request": median([r.cpu_us_per_request for r in results]),
+        "database_cpu_us_per_request": (
+            None
+            if any(r.database_cpu_us_per_request is None for r in results)
+            else median([cast(float, r.database_cpu_us_per_request) for r in results])
+        ),
         "peak_rss_mib": median([r.peak_rss_mib for r in results]),
     }
 
@@ -101,6 +111,8 @@ def _scenario_figures(
         "p99_ms": figures["p99_ms"],
         "ratio_to_baseline": round(ratio, 3),
         "errors": figures["errors"],
+        "cpu_us_per_request": figures["cpu_us_per_request"],
+        "database_cpu_us_per_request": figures["database_cpu_us_per_request"],
         "peak_rss_mib": figures["peak_rss_mib"],
         "target": scenario.target,
         "met": not missed,
@@ -112,6 +124,13 @@ def _round_as_json(result: RoundResult) -> dict[str, Any]:
     figures = asdict(result)
     figures["wrk"]["errors"] = result.wrk.errors
     figures["wrk"]["successes"] = result.wrk.successes
+    figures["cpu_us_per_request"] = round(result.cpu_us_per_request, 1)
+    if result.database_cpu_us_per_request is None:
+        del figures["database_cpu_us_per_request"]
+    else:
+        figures["database_cpu_us_per_request"] = round(
+            result.database_cpu_us_per_request, 1
+        )
     figures["peak_rss_mib"] = round(result.peak_rss_mib, 1)
     figures["processes_rss_mib"] = {
         str(pid): round(mib, 1) for pid, mib in result.processes_rss_mib.items()
@@ -193,14 +212,23 @@ def print_report(report: dict[str, Any]) -> None:
 def _print_runs(runs: dict[str, dict[str, Any]]) -> None:
     print(
         f"\n{'run':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'RSS MiB':>9}  rounds x s, what"
+        f"{'RSS MiB':>9}{'CPU µs/req':>12}  rounds x s, what"
     )
     for name, run in runs.items():
         print(
             f"{name:<18}{run['requests_per_second']:>9.0f}{run['p50_ms']:>9.2f}"
             f"{run['p99_ms']:>9.2f}{run['errors']:>8}{run['peak_rss_mib']:>9.1f}"
+            f"{_cpu_column(run):>12}"
             f"  {run['rounds']} x {run['duration_seconds']} s, {run['description']}"
         )
+    if any(run["database_cpu_us_per_request"] is not None for run in runs.values()):
+        print("CPU µs/req: the server's, + PostgreSQL's for a run on PostgreSQL")
+
+
+def _cpu_column(run: dict[str, Any]) -> str:
+    server = f"{run['cpu_us_per_request']:.0f}"
+    database = run["database_cpu_us_per_request"]
+    return server if database is None else f"{server}+{database:.0f}"
 
 
 def _print_rounds(rounds: list[dict[str, Any]]) -> None:

@@ -37,6 +37,7 @@ STOP_TIMEOUT_SECONDS = 10.0
 # SETTLE_SECONDS has finished starting and waits for connections.
 SETTLE_SECONDS = 0.3
 SETTLE_TICKS = 1
+CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 # The baseline checks no key; wrk's script still needs one to send.
 BASELINE_API_KEY = "hlk_baseline_unchecked"
 API_KEY_LINE = re.compile(r"export HELPLINE_API_KEY=(hlk_[A-Za-z0-9_-]+)")
@@ -294,6 +295,34 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """The CPU time (user and system, in clock ticks) each of ``pids`` has used."""
+    return {pid: _cpu_ticks(pid) for pid in pids}
+
+
+def cpu_microseconds(before: dict[int, int], after: dict[int, int]) -> float:
+    """The CPU time used between two ``cpu_ticks``, in microseconds: by the
+    processes of ``after``, of which one missing from ``before`` started since."""
+    ticks = sum(used - before.get(pid, 0) for pid, used in after.items())
+    return ticks * 1_000_000 / CLOCK_TICKS_PER_SECOND
+
+
+def server_pids(server: Server) -> list[int]:
+    """The server's process and its children: the workers and their helpers."""
+    return [server.pid, *child_pids(server.pid)]
+
+
+def postgres_pids() -> list[int]:
+    """The processes of the machine's PostgreSQL server: the postmaster and its
+    children, the backends serving Helpline's connections among them."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            if comm.read_text().strip() in {"postgres", "postmaster"}:
+                pids.append(int(comm.parent.name))
+    return pids
+
+
 def _cpu_ticks(pid: int) -> int:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -308,7 +337,7 @@ def _cpu_ticks(pid: int) -> int:
 def peak_rss_mib(server: Server) -> dict[int, float]:
     """Peak resident memory (VmHWM) so far of the server's process and of each of
     its children (workers and helpers), by pid; read while they run."""
-    return {pid: _peak_rss_of(pid) for pid in [server.pid, *child_pids(server.pid)]}
+    return {pid: _peak_rss_of(pid) for pid in server_pids(server)}
 
 
 def _peak_rss_of(pid: int) -> float:
