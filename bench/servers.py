@@ -302,8 +302,9 @@ def cpu_ticks(pids: list[int]) -> dict[int, int]:
 
 def cpu_microseconds(before: dict[int, int], after: dict[int, int]) -> float:
     """The CPU time used between two ``cpu_ticks``, in microseconds: by the
-    processes of ``after``, of which one missing from ``before`` started since."""
-    ticks = sum(used - before.get(pid, 0) for pid, used in after.items())
+    processes of ``after``, of which one missing from ``before`` started since
+    (one that ended as it was read counts for nothing, not less)."""
+    ticks = sum(max(0, used - before.get(pid, 0)) for pid, used in after.items())
     return ticks * 1_000_000 / CLOCK_TICKS_PER_SECOND
 
 
