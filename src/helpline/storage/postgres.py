@@ -48,6 +48,7 @@ from helpline.storage.listing import (
     window_bounds,
 )
 from helpline.storage.outbox import (
+    WEBHOOK_ROW_COLUMNS,
     Planner,
     Webhook,
     created_messages,
@@ -120,12 +121,14 @@ WITH input AS (
 SELECT position, ticket_id, event_id FROM numbered
 """
 # An organization's name, with each of its webhooks (none: one row of NULLs).
-_AUDIENCE = """
-SELECT o.name, w.id, w.url, w.secret, w.events, w.created_at_ms
-FROM organizations AS o LEFT JOIN webhooks AS w ON w.organization_id = o.id
+_AUDIENCE = f"""
+SELECT o.name, w.*
+FROM organizations AS o LEFT JOIN LATERAL (
+    SELECT {WEBHOOK_ROW_COLUMNS} FROM webhooks WHERE organization_id = o.id
+) AS w ON true
 WHERE o.id = $1
 ORDER BY w.id
-"""
+"""  # noqa: S608 - only the column list is formatted in
 # A batch's new messages in one statement, as its tickets are.
 _MESSAGE_COLUMNS = 11
 _INSERT_MESSAGES = """
