@@ -291,7 +291,10 @@ def _server_for(
 ) -> Iterator[Server]:
     if database is None:
         with running_noop(
-            workers=run.workers, round_dir=round_dir, pid_dir=pid_dir
+            workers=run.workers,
+            work_us=run.work_us,
+            round_dir=round_dir,
+            pid_dir=pid_dir,
         ) as server:
             yield server
         return

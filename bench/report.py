@@ -62,9 +62,30 @@ def build_report(
         "settings": {"scenarios": scenarios, **settings, "wrk_threads": WRK_THREADS},
         "seeding": seeded.as_json() if seeded else None,
         "scenarios": figures,
+        "scale": _scale(runs, summaries),
         "runs": summaries,
         "rounds": [_round_as_json(result) for result in results],
         "problems": _problems(results, runs={run.name: run for run in runs}),
+    }
+
+
+def _scale(runs: list[Run], summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """For each no-op run that spends CPU on each request: its requests/s against
+    the plain no-op's, which shows what that much work per request costs."""
+    plain = summaries.get("noop")
+    if plain is None:
+        return {}
+    return {
+        run.name: {
+            "work_us": run.work_us,
+            "ratio_to_noop": round(
+                summaries[run.name]["requests_per_second"]
+                / plain["requests_per_second"],
+                3,
+            ),
+        }
+        for run in runs
+        if run.work_us
     }
 
 
@@ -200,6 +221,11 @@ def print_report(report: dict[str, Any]) -> None:
             f"({seeding['size_mib']:.0f} MiB)"
         )
     _print_runs(report["runs"])
+    for name, scale in report["scale"].items():
+        print(
+            f"{name}: spending {scale['work_us']} µs of CPU on each request, the "
+            f"no-op answers {scale['ratio_to_noop']:.2f}{TIMES} its requests/s"
+        )
     _print_rounds(report["rounds"])
     _print_scenarios(report["scenarios"])
 

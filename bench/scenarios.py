@@ -21,6 +21,9 @@ MANY_CONNECTIONS = 256
 SEEDED_TICKETS = 1_000_000
 DEEP_PAGE = 5000
 MIB_PER_MB = 1_000_000 / 2**20
+# The no-op run beside ``sqlite`` that spends this much CPU per request: what
+# the sqlite target (half the no-op's rate) leaves an application, in CPU time.
+SCALE_WORK_US = 20
 TIMES = "\N{MULTIPLICATION SIGN}"
 
 
@@ -38,6 +41,8 @@ class Run:
     load: Load
     # For listings: the request sent once before wrk, to record what it lists.
     probe: tuple[str, str] | None = None
+    # For a no-op: the CPU it spends on each request, to show a cost's effect.
+    work_us: int = 0
 
     @property
     def creates_tickets(self) -> bool:
@@ -169,7 +174,8 @@ def _create_ticket_runs(
     load = _create_load(options.connections, options.duration or LONG_ROUND_SECONDS)
     runs = [_helpline_run("sqlite", store="SQLite", database="empty", load=load)]
     if "sqlite" in options.scenario:
-        runs.insert(0, _noop_run("noop", load=load))
+        scale = _noop_run(f"noop+{SCALE_WORK_US}us", load=load, work_us=SCALE_WORK_US)
+        runs[:0] = [_noop_run("noop", load=load), scale]
     if "million" in options.scenario:
         assert seeded is not None  # noqa: S101 (seeded for million)
         store = f"SQLite holding {seeded.tickets:,} tickets"
@@ -214,14 +220,16 @@ def _create_load(connections: int, seconds: int) -> Load:
     return Load(CREATE_TICKET_SCRIPT, connections, seconds)
 
 
-def _noop_run(name: str, *, workers: int = 1, load: Load) -> Run:
+def _noop_run(name: str, *, workers: int = 1, load: Load, work_us: int = 0) -> Run:
+    spending = f" spending {work_us} µs of CPU a request" if work_us else ""
     return Run(
         name=name,
-        description=f"no-op, {_shape(workers, load)}",
+        description=f"no-op{spending}, {_shape(workers, load)}",
         app="noop",
         database="none",
         workers=workers,
         load=load,
+        work_us=work_us,
     )
 
 

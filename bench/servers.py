@@ -87,8 +87,11 @@ def count_tickets(url: str) -> int:
 
 
 @contextlib.contextmanager
-def running_noop(*, workers: int, round_dir: Path, pid_dir: Path) -> Iterator[Server]:
-    """The no-op baseline under uvicorn, as Helpline serves: httptools, uvloop."""
+def running_noop(
+    *, workers: int, work_us: int = 0, round_dir: Path, pid_dir: Path
+) -> Iterator[Server]:
+    """The no-op baseline under uvicorn, as Helpline serves: httptools, uvloop;
+    spending ``work_us`` of CPU on each request."""
     port = free_port()
     command = [
         str(VENV_BIN / "uvicorn"),
@@ -97,9 +100,8 @@ def running_noop(*, workers: int, round_dir: Path, pid_dir: Path) -> Iterator[Se
         *("--loop", "uvloop", "--http", "httptools", "--workers", str(workers)),
         *("--no-access-log", "--log-level", "warning", "--no-server-header"),
     ]
-    with _started(
-        command, env=environment(), round_dir=round_dir, pid_dir=pid_dir
-    ) as process:
+    env = environment(BENCH_NOOP_WORK_US=str(work_us))
+    with _started(command, env=env, round_dir=round_dir, pid_dir=pid_dir) as process:
         _wait_until_ready(process, port=port, workers=workers, round_dir=round_dir)
         yield Server(process.pid, port, BASELINE_API_KEY, workers)
 
