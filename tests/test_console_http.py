@@ -706,6 +706,43 @@ def test_assigning_to_a_disabled_agent_is_refused_on_the_page(
     assert store.get_ticket(ticket_id).assignee_agent_id is None
 
 
+def test_a_ticket_of_a_disabled_agent_shows_them_as_its_assignee(
+    signed_in: Browser,
+    server: LiveServer,
+    credentials: Credentials,
+    store: ConsoleStore,
+) -> None:
+    ticket_id = new_ticket(server, credentials)
+    bob = create_agent(store, "bob@example.com", "Bob")
+    cy = create_agent(store, "cy@example.com", "Cy")
+    path = f"/console/tickets/{ticket_id}/assign"
+    assert signed_in.post(path, assignee=str(bob.id)).status_code == 303
+    store.disable_agent(bob.email, now_ms=now_ms())
+    store.disable_agent(cy.email, now_ms=now_ms())
+
+    page = signed_in.get(f"/console/tickets/{ticket_id}").text
+    options = assignee_options(page)
+
+    assert options[str(bob.id)] == ("Bob (disabled)", True)
+    assert str(cy.id) not in options  # disabled, and not this ticket's
+    assert options["none"] == ("Nobody", False)
+    # Sent back unchanged, the form is refused, not read as "nobody".
+    response = signed_in.post(path, assignee=str(bob.id))
+    assert response.status_code == 400
+    assert "disabled" in alert(response.text)
+    assert store.get_ticket(ticket_id).assignee_agent_id == bob.id
+
+
+def assignee_options(page: str) -> dict[str, tuple[str, bool]]:
+    """The assignee select's options: value → (label, selected)."""
+    select = re.search(r'<select id="assignee"[^>]*>(.*?)</select>', page, re.S)
+    assert select, "the page has no assignee select"
+    options = re.findall(
+        r'<option value="([^"]*)"( selected)?>(.*?)</option>', select.group(1), re.S
+    )
+    return {value: (text_of(label), bool(chosen)) for value, chosen, label in options}
+
+
 def test_reply_and_note_appear_in_the_timeline_the_note_marked_internal(
     signed_in: Browser, server: LiveServer, credentials: Credentials
 ) -> None:

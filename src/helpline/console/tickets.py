@@ -212,7 +212,13 @@ async def _ticket_page(
         grant=grant_of(ticket, now_ms=now_ms()),
         timeline=timeline_of(ticket),
         statuses=[choice.value for choice in TicketStatus],
-        agents=[agent for agent in agents if not agent.disabled],
+        # Enabled agents can take the ticket; a disabled assignee is still shown
+        # as the one it has, so that the select tells the truth.
+        agents=[
+            agent
+            for agent in agents
+            if not agent.disabled or agent.id == ticket.record.assignee_agent_id
+        ],
         problem=problem,
         drafts=drafts or {},
         mail_configured=console.settings.smtp_url is not None,
