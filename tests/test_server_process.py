@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from helpline.cli import cli
 from helpline.cli.serve import tune_garbage_collection
 from helpline.storage.admin import AdminStore
 
@@ -29,6 +31,20 @@ def bootstrap_token(output: str) -> str:
     tokens = re.findall(r"hlk_[A-Za-z0-9_-]+", output)
     assert len(tokens) == 1, output
     return str(tokens[0])
+
+
+def read_only_key(workdir: Path) -> str:
+    """A new key of the default organization that may only read tickets."""
+    created = CliRunner().invoke(
+        cli,
+        [
+            *("keys", "create", "--org", "default", "--user", "reader@example.com"),
+            *("--permission", "READ_TICKETS"),
+            *("--database", f"sqlite:///{workdir / 'helpline.db'}"),
+        ],
+    )
+    assert created.exit_code == 0, created.output
+    return bootstrap_token(created.stdout)
 
 
 def test_first_start_creates_default_organization_and_prints_key_once(
@@ -68,6 +84,12 @@ def test_one_log_line_per_request_without_secrets_or_ticket_text(
         "x-request-id": "req-42",
     }
     httpx.post(f"{server.url}/api/help/ticket", json=VALID_REQUEST, headers=headers)
+    reader = read_only_key(workdir)
+    refused = httpx.post(
+        f"{server.url}/api/help/ticket",
+        json=VALID_REQUEST,
+        headers={**headers, "x-auth-apikey": reader, "x-request-id": "req-43"},
+    )
     server.stop()
 
     lines = [
@@ -81,7 +103,14 @@ def test_one_log_line_per_request_without_secrets_or_ticket_text(
     assert logged["organization"] == "default"
     assert logged["key_prefix"] == token.split("_")[1]
     assert isinstance(logged["duration_ms"], float)
+    # A key refused for what it may do is still named, for the operator.
+    assert refused.status_code == 403
+    [forbidden] = [line for line in requests if line["request_id"] == "req-43"]
+    assert forbidden["status"] == 403
+    assert forbidden["organization"] == "default"
+    assert forbidden["key_prefix"] == reader.split("_")[1]
     assert token not in server.stderr
+    assert reader not in server.stderr
     assert VALID_REQUEST["subject"] not in server.stderr
     assert VALID_REQUEST["body"] not in server.stderr
 

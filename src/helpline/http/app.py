@@ -21,7 +21,7 @@ from helpline.config import Settings
 from helpline.domain.failures import DomainFailure
 from helpline.domain.keys import ApiKey, Permission
 from helpline.http import feedback_api, lists_api, ticket_file_api, tickets_api, wire
-from helpline.http.auth import authenticate
+from helpline.http.auth import authenticate, require_permission
 from helpline.http.call import Call, Request, Response
 from helpline.http.errors import BAD_STRUCTURE, ApiError, MalformedBody
 from helpline.http.keycache import KeyCache
@@ -239,12 +239,9 @@ class HelpApi:
     async def _perform(self, operation: Operation, request: Request) -> Response:
         if request.method != "POST":
             raise _not_allowed(request.method, "POST")
-        key = await authenticate(
-            request.headers,
-            permission=operation.permission,
-            find_key=self._keys.find,
-        )
-        request.api_key = key
+        key = await authenticate(request.headers, find_key=self._keys.find)
+        request.api_key = key  # from here on, the log line names the key
+        require_permission(key, operation.permission)
         call = Call.start(request, key, settings=self._settings, store=self._store)
         self._store.note_key_used(key.id, now_ms=call.now_ms)
         await self._check_rate(key)

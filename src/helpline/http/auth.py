@@ -20,10 +20,10 @@ INVALID_KEY = (
 async def authenticate(
     headers: Mapping[str, str],
     *,
-    permission: Permission,
     find_key: Callable[[str], Awaitable[ApiKey | None]],
 ) -> ApiKey:
-    """The caller's key if it may perform ``permission``; raises ``ApiError``."""
+    """The caller's key, checked against its stored digest; raises ``ApiError``
+    (401). What the key may do is ``require_permission``'s to check."""
     token = headers.get("x-auth-apikey", "").strip()
     if not token:
         raise ApiError(
@@ -48,11 +48,14 @@ async def authenticate(
     if not key_matches(token, stored):
         raise ApiError(401, INVALID_KEY)
     assert stored is not None  # noqa: S101
+    return stored
 
-    if not stored.allows(permission):
+
+def require_permission(key: ApiKey, permission: Permission) -> None:
+    """Raises ``ApiError`` (403) unless ``key`` may perform ``permission``."""
+    if not key.allows(permission):
         raise ApiError(
             403,
             f"This API key may not perform this operation: it lacks the "
             f"{permission} permission. Use a key that has it.",
         )
-    return stored
