@@ -12,12 +12,12 @@ to is removed by the request that published it, unless another request in this
 process still holds it (see ``BlobStore.release``). One process serves each SQLite
 file, so the in-process count is the whole truth.
 
-Known gaps: a crash between ``publish`` and the ticket's commit leaves a blob no row
-refers to, and a crash mid-upload leaves a file in ``root/tmp``. Both cost only disk
-space; nothing removes them yet. A sweep (``helpline attachments gc``: temporary
-files older than a day, blobs without a row) would, but it needs the serving
-process to be stopped or to share its holds, so it waits for an operator command
-that can coordinate with ``serve``.
+A crash between ``publish`` and the ticket's commit leaves a blob no row refers
+to, and a crash mid-upload leaves a file in ``root/tmp``. Both cost only disk
+space, and ``BlobStore.sweep`` (``helpline attachments sweep``) removes them once
+they have been left untouched long enough (an hour by default), while servers
+run: a publish touches the file it holds, so the age spares every upload still on
+its way to a commit.
 """
 
 from __future__ import annotations
