@@ -37,6 +37,7 @@ from helpline.outbox.webhooks import (
     parse_allowed_networks,
     sign,
     signed_headers,
+    webhook_client,
 )
 
 LOOPBACK = parse_allowed_networks("127.0.0.0/8")
@@ -318,6 +319,62 @@ def test_huge_answer_is_read_only_up_to_the_limit() -> None:
 
     assert asyncio.run(run()) == 200
     assert answer.chunks_read <= MAX_RESPONSE_BYTES // 1024 + 1
+
+
+# --- The dispatcher's client connects only to the addresses it checked ---------------
+
+
+def _post_through_webhook_client(
+    url: str, *, allowed: Any, names: dict[str, str] | None = None
+) -> tuple[httpx.Response, list[str]]:
+    """A POST through ``webhook_client``; with ``names``, the host names it
+    resolves come from there (name → address) instead of the system resolver.
+    Returns the answer and the names resolved."""
+    resolved: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[Any]:
+        resolved.append(host)
+        return [ipaddress.ip_address((names or {})[host])]
+
+    async def run() -> httpx.Response:
+        chosen = resolve if names is not None else None
+        async with webhook_client(allowed, resolve=chosen) as client:
+            return await client.post(url, content=BODY)
+
+    return asyncio.run(run()), resolved
+
+
+def test_webhook_client_refuses_to_connect_to_an_address_not_allowed(
+    receiver: Receiver,
+) -> None:
+    with pytest.raises(DestinationRefused) as caught:
+        _post_through_webhook_client(receiver.base_url + "/hook", allowed=())
+
+    assert ALLOWED_NETWORKS_VARIABLE in str(caught.value)
+    assert receiver.requests == []
+
+
+def test_webhook_client_connects_to_the_address_it_checked_and_names_the_host(
+    receiver: Receiver,
+) -> None:
+    # hooks.example has no DNS record anywhere: a request that arrives was sent to
+    # the address checked at connection time, not to one resolved again later.
+    port = receiver.base_url.rsplit(":", 1)[1]
+    url = f"http://hooks.example:{port}/hook"
+    names = {"hooks.example": "127.0.0.1"}
+
+    with pytest.raises(DestinationRefused) as caught:
+        _post_through_webhook_client(url, allowed=(), names=names)
+    response, resolved = _post_through_webhook_client(
+        url, allowed=LOOPBACK, names=names
+    )
+
+    assert "hooks.example (127.0.0.1) is a loopback address" in str(caught.value)
+    assert response.status_code == 200
+    assert resolved == ["hooks.example"]
+    [request] = receiver.requests
+    assert request.headers["host"] == f"hooks.example:{port}"
+    assert request.body == BODY
 
 
 # --- Destinations refused before any request ------------------------------------------

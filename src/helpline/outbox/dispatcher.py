@@ -39,6 +39,7 @@ from helpline.outbox.webhooks import (
     IPNetwork,
     deliver,
     parse_allowed_networks,
+    webhook_client,
 )
 from helpline.storage.engine import is_sqlite
 from helpline.storage.errors import StorageError
@@ -149,7 +150,7 @@ class Dispatcher:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Work until ``stopping`` is set; database outages are waited out."""
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        async with webhook_client(self._config.allowed_networks) as client:
             try:
                 while not stopping.is_set():
                     busy = False

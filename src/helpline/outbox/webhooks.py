@@ -9,7 +9,10 @@ Webhook URLs are typed in by people, and Helpline calls them from inside the
 operator's network, so a URL could be used to reach what only Helpline can reach
 (a metadata service, an admin port on localhost). Each delivery therefore resolves
 the host first and refuses any address that is not public, unless the operator
-allowed its range in HELPLINE_WEBHOOK_ALLOWED_NETWORKS.
+allowed its range in HELPLINE_WEBHOOK_ALLOWED_NETWORKS. The dispatcher's client
+(``webhook_client``) checks again as it connects, the very addresses it connects
+to, so a name that resolves to a public address for the check and to another for
+the connection (DNS rebinding) reaches nothing it should not.
 
 ``deliver`` makes exactly one attempt; the outbox dispatcher decides when to try
 again, guided by ``DeliveryFailed.retryable`` and ``retry_after``.
@@ -28,10 +31,11 @@ import ipaddress
 import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
-from typing import TypeAlias
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeAlias
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 EVENTS = (
@@ -270,7 +274,14 @@ async def check_destination(url: str, allowed: Sequence[IPNetwork]) -> None:
     parts = _split(check_url(url))
     host = parts.hostname or ""
     addresses = await _resolve(host, parts.port or _default_port(parts.scheme))
+    _refuse_unless_allowed(host, addresses, allowed)
 
+
+def _refuse_unless_allowed(
+    host: str, addresses: Sequence[IPAddress], allowed: Sequence[IPNetwork]
+) -> None:
+    """Raises DestinationRefused unless each of ``host``'s addresses is public or
+    allowed."""
     for address in addresses:
         reason = _why_not_public(address)
         if reason is not None and not _is_allowed(address, allowed):
@@ -306,6 +317,79 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     if not addresses:
         raise DeliveryFailed(f"{host} resolved to no IPv4 or IPv6 address")
     return addresses
+
+
+# --- The client that connects only to checked addresses ------------------------------
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+
+class _CheckedNetwork(httpcore.AsyncNetworkBackend):
+    """TCP connections only to addresses that pass the destination check: the
+    host is resolved here, each of its addresses checked, and the connection
+    made to those addresses themselves, so nothing resolves the name again.
+    TLS still names the host (SNI and the certificate check), and connections
+    are pooled by host, as without this."""
+
+    def __init__(self, allowed: Sequence[IPNetwork], resolve: Resolver) -> None:
+        self._allowed = allowed
+        self._resolve = resolve
+        self._network = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._resolve(host, port)
+        _refuse_unless_allowed(host, addresses, self._allowed)
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await self._network.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as error:  # the next address may answer
+                failure = error
+        assert failure is not None  # noqa: S101 (_resolve returns an address or raises)
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise DestinationRefused("webhooks are called over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._network.sleep(seconds)
+
+
+def webhook_client(
+    allowed: Sequence[IPNetwork], *, resolve: Resolver | None = None
+) -> httpx.AsyncClient:
+    """The client the dispatcher delivers with: no redirects, no proxy or other
+    settings from the environment, and connections only to checked addresses
+    (``resolve`` stands in for the system resolver in tests)."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    # httpx builds its connection pool without a way to pass httpcore's network
+    # backend, so the pool is replaced by one with the same settings that has it.
+    # tests/test_webhooks.py fails if a future httpx stops using this pool.
+    limits = httpx.Limits()
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_CheckedNetwork(allowed, resolve or _resolve),
+    )
+    return httpx.AsyncClient(
+        transport=transport, follow_redirects=False, trust_env=False
+    )
 
 
 # --- Delivery -------------------------------------------------------------------------
@@ -352,12 +436,6 @@ async def deliver(
     raise _failed_status(url, status, response_headers, now=now)
 
 
-# A known gap: check_destination resolves the host, and httpx resolves it again when
-# it connects. A DNS server that answers differently the second time (rebinding)
-# could steer the request to an address we refused. Closing the gap means
-# connecting to the checked address itself, which needs a transport that takes the
-# address list; not done yet because only administrators can add webhooks, which
-# limits who could try it.
 async def _post(
     client: httpx.AsyncClient,
     *,
