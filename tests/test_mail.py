@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -57,6 +59,7 @@ class Received:
     rcpt_tos: list[str]
     message: EmailMessage
     login: bytes | None
+    encrypted: bool = False
 
 
 @dataclass
@@ -91,7 +94,13 @@ class Mailbox:
         assert isinstance(message, EmailMessage)
         login = session.auth_data.login if session.authenticated else None
         self.received.append(
-            Received(str(envelope.mail_from), list(envelope.rcpt_tos), message, login)
+            Received(
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                message,
+                login,
+                encrypted=server.transport.get_extra_info("ssl_object") is not None,
+            )
         )
         return "250 OK"
 
@@ -591,6 +600,8 @@ def test_login_with_the_right_password_delivers(
     send(composer.compose(CREATED), settings)
 
     assert [received.login for received in mailbox.received] == [b"agent"]
+    # To a server on this machine that offers no STARTTLS, in plain text.
+    assert [received.encrypted for received in mailbox.received] == [False]
 
 
 def test_login_with_a_wrong_password_fails_for_now(
@@ -604,4 +615,94 @@ def test_login_with_a_wrong_password_fails_for_now(
 
     assert raised.value.permanent is False
     assert "wrong" not in str(raised.value)
+    assert mailbox.received == []
+
+
+# --- TLS, checked against the operator's own authority (HELPLINE_TLS_CA_FILE) -------
+
+StartTlsServer = Callable[[str], tuple[Mailbox, int]]
+
+
+@pytest.fixture
+def authority() -> trustme.CA:
+    """A certificate authority of the test's own, which nothing trusts by default."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(authority: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture
+def start_tls_server(authority: trustme.CA) -> Iterator[StartTlsServer]:
+    """Starts an SMTP server on 127.0.0.1 with a certificate that ``authority``
+    issued for that address: ``starttls`` (offered, and required before mail)
+    or ``tls`` (TLS from the first byte, as smtps:// speaks). Gives its mailbox
+    and port."""
+    controllers: list[Controller] = []
+
+    def start(security: str) -> tuple[Mailbox, int]:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        authority.issue_cert("127.0.0.1").configure_cert(context)
+        options: dict[str, Any] = (
+            {"tls_context": context, "require_starttls": True}
+            if security == "starttls"
+            else {"ssl_context": context}
+        )
+        mailbox = Mailbox()
+        controller = Controller(
+            mailbox,
+            hostname="127.0.0.1",
+            port=free_port(),
+            server_hostname="mail.test",
+            **options,
+        )
+        controller.start()
+        controllers.append(controller)
+        return mailbox, controller.port
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+@pytest.mark.parametrize(
+    ("scheme", "security"), [("smtp", "starttls"), ("smtps", "tls")]
+)
+def test_mail_goes_over_tls_to_a_server_the_operators_authority_vouches_for(
+    start_tls_server: StartTlsServer,
+    ca_file: str,
+    composer: MailComposer,
+    scheme: str,
+    security: str,
+) -> None:
+    mailbox, port = start_tls_server(security)
+
+    send(
+        composer.compose(CREATED),
+        smtp_settings(f"{scheme}://127.0.0.1:{port}", ca_file=ca_file),
+    )
+
+    assert [received.encrypted for received in mailbox.received] == [True]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "security"), [("smtp", "starttls"), ("smtps", "tls")]
+)
+def test_mail_is_not_sent_to_a_certificate_no_trusted_authority_issued(
+    start_tls_server: StartTlsServer,
+    composer: MailComposer,
+    scheme: str,
+    security: str,
+) -> None:
+    mailbox, port = start_tls_server(security)
+
+    with pytest.raises(SendFailed) as raised:
+        send(composer.compose(CREATED), smtp_settings(f"{scheme}://127.0.0.1:{port}"))
+
+    assert "TLS failed: CERTIFICATE_VERIFY_FAILED" in str(raised.value)
+    assert raised.value.permanent is False
     assert mailbox.received == []

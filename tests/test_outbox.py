@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks import Webhook as Verifier
@@ -128,9 +130,10 @@ class Delivery:
 
 
 class Receiver:
-    """Records every POST; answers 500 to the first ``failures`` of them."""
+    """Records every POST; answers 500 to the first ``failures`` of them. With
+    ``tls``, it speaks https with that context's certificate."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self.failures = failures
         self.deliveries: list[Delivery] = []
         receiver = self
@@ -149,7 +152,11 @@ class Receiver:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/helpline"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        port = self._server.server_address[1]
+        self.url = f"{scheme}://127.0.0.1:{port}/hooks/helpline"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -488,6 +495,35 @@ def test_a_webhook_is_signed_and_retried_after_it_answers_500(
     assert (sent.state, sent.attempts) == ("sent", 3)
 
 
+def test_an_https_webhook_is_delivered_trusting_the_operators_authority(
+    start_server: StartServer,
+    credentials: Credentials,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    authority = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(tls)
+    receiver = Receiver(tls=tls)
+    try:
+        secret = add_webhook(database_url, receiver.url)
+        server = start_server(
+            webhook_allowed_networks=("127.0.0.0/8",),
+            tls_ca_file=str(ca_file),
+            **FAST,
+        )
+        ticket_id = create(server, credentials)
+        wait_until(lambda: len(receiver.deliveries) >= 1)
+    finally:
+        receiver.close()
+
+    [delivery] = receiver.deliveries
+    event = Verifier(secret).verify(delivery.body, delivery.headers)
+    assert event["data"]["ticketId"] == ticket_id
+
+
 def test_webhooks_get_the_events_they_asked_for(
     start_server: StartServer,
     credentials: Credentials,
@@ -645,6 +681,26 @@ def test_serve_refuses_smtp_without_a_sender(tmp_path: Path) -> None:
             "--database",
             f"sqlite:///{tmp_path / 'h.db'}",
             environment={"HELPLINE_SMTP_URL": "smtp://127.0.0.1:2525"},
+        )
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "cannot be read"), ("not a certificate\n", "holds no certificate")],
+)
+def test_serve_refuses_a_tls_ca_file_it_cannot_use(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    if content is not None:
+        ca_file.write_text(content)
+
+    with pytest.raises(RuntimeError, match=f"HELPLINE_TLS_CA_FILE .*{problem}"):
+        ServerProcess(
+            tmp_path,
+            "--database",
+            f"sqlite:///{tmp_path / 'h.db'}",
+            environment={"HELPLINE_TLS_CA_FILE": str(ca_file)},
         )
 
 

@@ -13,15 +13,18 @@ import hmac
 import http.server
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from helpline.outbox.webhooks import (
@@ -124,9 +127,30 @@ class _ReceiverHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
+    yield from _serving(tls=None)
+
+
+@pytest.fixture
+def authority() -> trustme.CA:
+    """A certificate authority of the test's own, which nothing trusts by default."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def https_receiver(authority: trustme.CA) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 speaking https, with a certificate ``authority``
+    issued for the name hooks.example."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("hooks.example").configure_cert(context)
+    yield from _serving(tls=context)
+
+
+def _serving(*, tls: ssl.SSLContext | None) -> Iterator[Receiver]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ReceiverHandler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
-    state = Receiver(base_url=f"http://127.0.0.1:{port}")
+    state = Receiver(base_url=f"http{'s' if tls else ''}://127.0.0.1:{port}")
     server.RequestHandlerClass = type(
         "BoundHandler", (_ReceiverHandler,), {"receiver": state}
     )
@@ -325,7 +349,11 @@ def test_huge_answer_is_read_only_up_to_the_limit() -> None:
 
 
 def _post_through_webhook_client(
-    url: str, *, allowed: Any, names: dict[str, str] | None = None
+    url: str,
+    *,
+    allowed: Any,
+    names: dict[str, str] | None = None,
+    ca_file: str | None = None,
 ) -> tuple[httpx.Response, list[str]]:
     """A POST through ``webhook_client``; with ``names``, the host names it
     resolves come from there (name → address) instead of the system resolver.
@@ -338,7 +366,7 @@ def _post_through_webhook_client(
 
     async def run() -> httpx.Response:
         chosen = resolve if names is not None else None
-        async with webhook_client(allowed, resolve=chosen) as client:
+        async with webhook_client(allowed, ca_file=ca_file, resolve=chosen) as client:
             return await client.post(url, content=BODY)
 
     return asyncio.run(run()), resolved
@@ -375,6 +403,36 @@ def test_webhook_client_connects_to_the_address_it_checked_and_names_the_host(
     [request] = receiver.requests
     assert request.headers["host"] == f"hooks.example:{port}"
     assert request.body == BODY
+
+
+def test_https_webhook_is_checked_against_the_operators_authority_by_its_name(
+    https_receiver: Receiver, authority: trustme.CA, tmp_path: Path
+) -> None:
+    # The connection goes to the checked address, 127.0.0.1, and TLS still
+    # names the URL's host: the certificate is for hooks.example, not the address.
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    port = https_receiver.base_url.rsplit(":", 1)[1]
+    names = {"hooks.example": "127.0.0.1", "other.example": "127.0.0.1"}
+
+    def post(host: str, *, trusted: bool) -> httpx.Response:
+        response, _ = _post_through_webhook_client(
+            f"https://{host}:{port}/hook",
+            allowed=LOOPBACK,
+            names=names,
+            ca_file=str(ca_file) if trusted else None,
+        )
+        return response
+
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        post("hooks.example", trusted=False)  # no public authority issued it
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        post("other.example", trusted=True)  # a certificate for another name
+    answered = post("hooks.example", trusted=True)
+
+    assert answered.status_code == 200
+    [request] = https_receiver.requests
+    assert request.headers["host"] == f"hooks.example:{port}"
 
 
 # --- Destinations refused before any request ------------------------------------------

@@ -46,7 +46,9 @@ class Settings:
     of templates that replace the built-in ones by name. Webhooks are refused for
     private and loopback addresses outside ``webhook_allowed_networks``
     (``HELPLINE_WEBHOOK_ALLOWED_NETWORKS``), and each call gets
-    ``webhook_timeout`` seconds (``HELPLINE_WEBHOOK_TIMEOUT``). A failed delivery
+    ``webhook_timeout`` seconds (``HELPLINE_WEBHOOK_TIMEOUT``). ``tls_ca_file``
+    (``HELPLINE_TLS_CA_FILE``) is a PEM file of certificate authorities trusted,
+    beside the public ones, by SMTP over TLS and https webhooks. A failed delivery
     is tried again after about ``outbox_retry_seconds``
     (``HELPLINE_OUTBOX_RETRY_SECONDS``), doubling each time, until
     ``outbox_max_attempts`` (``HELPLINE_OUTBOX_MAX_ATTEMPTS``) make it dead. A
@@ -78,6 +80,7 @@ class Settings:
     mail_templates: str | None = None
     webhook_allowed_networks: tuple[str, ...] = ()
     webhook_timeout: float = 10.0
+    tls_ca_file: str | None = None
     outbox_retry_seconds: float = 15.0
     outbox_max_attempts: int = 12
     outbox_lease_seconds: float = 30.0
@@ -160,6 +163,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhook_timeout=_number(
             env, "HELPLINE_WEBHOOK_TIMEOUT", defaults.webhook_timeout, kind=float
         ),
+        tls_ca_file=_text(env, "HELPLINE_TLS_CA_FILE"),
         outbox_retry_seconds=_number(
             env,
             "HELPLINE_OUTBOX_RETRY_SECONDS",

@@ -34,6 +34,7 @@ from helpline.domain.clock import now_ms
 from helpline.outbox.mail import MailComposer, MailSettings, TicketMail, mail_settings
 from helpline.outbox.plan import EMAIL, WEBHOOK, plan_messages
 from helpline.outbox.smtp import SendFailed, SmtpSettings, send, smtp_settings
+from helpline.outbox.tls import check_ca_file
 from helpline.outbox.webhooks import (
     DeliveryFailed,
     IPNetwork,
@@ -78,6 +79,7 @@ class DispatchConfig:
     mail: MailSettings | None
     allowed_networks: tuple[IPNetwork, ...]
     webhook_timeout: float
+    tls_ca_file: str | None
     retry_seconds: float
     max_attempts: int
     lease_seconds: float
@@ -86,8 +88,15 @@ class DispatchConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> DispatchConfig:
         try:
+            ca_file = (
+                None
+                if settings.tls_ca_file is None
+                else check_ca_file(settings.tls_ca_file)
+            )
             smtp = (
-                None if settings.smtp_url is None else smtp_settings(settings.smtp_url)
+                None
+                if settings.smtp_url is None
+                else smtp_settings(settings.smtp_url, ca_file=ca_file)
             )
             if smtp is not None and settings.mail_from is None:
                 raise ValueError(
@@ -113,6 +122,7 @@ class DispatchConfig:
             mail=mail,
             allowed_networks=allowed,
             webhook_timeout=settings.webhook_timeout,
+            tls_ca_file=ca_file,
             retry_seconds=settings.outbox_retry_seconds,
             max_attempts=settings.outbox_max_attempts,
             lease_seconds=settings.outbox_lease_seconds,
@@ -150,7 +160,9 @@ class Dispatcher:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Work until ``stopping`` is set; database outages are waited out."""
-        async with webhook_client(self._config.allowed_networks) as client:
+        async with webhook_client(
+            self._config.allowed_networks, ca_file=self._config.tls_ca_file
+        ) as client:
             try:
                 while not stopping.is_set():
                     busy = False

@@ -16,6 +16,8 @@ from email.message import EmailMessage
 from typing import Literal
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
 
+from helpline.outbox.tls import trusting
+
 SmtpSecurity = Literal["starttls", "tls"]
 
 DEFAULT_TIMEOUT = 10.0
@@ -42,6 +44,8 @@ class SmtpSettings:
     username: str | None
     password: str | None = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    # Certificate authorities trusted beside the public ones (HELPLINE_TLS_CA_FILE).
+    ca_file: str | None = None
 
     def redacted(self) -> str:
         """The settings as a URL, with ``***`` in place of the password."""
@@ -70,14 +74,15 @@ class SendFailed(Exception):
         self.permanent = permanent
 
 
-def smtp_settings(url: str) -> SmtpSettings:
+def smtp_settings(url: str, *, ca_file: str | None = None) -> SmtpSettings:
     """Settings from ``HELPLINE_SMTP_URL``.
 
     The form is ``smtp://[user[:password]@]host[:port]`` (port 25 by default;
     587 is common) or the same with ``smtps://`` (port 465 by default). The user
     name and password are percent-decoded. An optional ``?timeout=SECONDS``
-    sets the timeout. Raises ``ValueError`` naming ``HELPLINE_SMTP_URL`` and
-    saying what is wrong.
+    sets the timeout. ``ca_file`` names authorities to trust beside the public
+    ones. Raises ``ValueError`` naming ``HELPLINE_SMTP_URL`` and saying what is
+    wrong.
     """
     parts = urlsplit(url.strip())
 
@@ -108,6 +113,7 @@ def smtp_settings(url: str) -> SmtpSettings:
         username=username,
         password=password,
         timeout=_timeout(parts.query),
+        ca_file=ca_file,
     )
 
 
@@ -116,9 +122,10 @@ def send(message: EmailMessage, settings: SmtpSettings) -> None:
     server has accepted it.
 
     Over ``smtp://`` the connection switches to TLS when the server offers
-    STARTTLS, with certificates checked as ``ssl.create_default_context``
-    does; a password is then sent only over TLS or to a server on this machine.
-    Raises ``SendFailed`` for every failure.
+    STARTTLS. Certificates are checked as ``ssl.create_default_context`` does,
+    trusting the authorities of ``settings.ca_file`` as well. A password is
+    sent only over TLS or to a server on this machine. Raises ``SendFailed``
+    for every failure.
     """
     client = _connect(settings)
     try:
@@ -193,7 +200,7 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
                 settings.host,
                 settings.port,
                 timeout=settings.timeout,
-                context=ssl.create_default_context(),
+                context=_tls_context(settings),
             )
         return smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
     except smtplib.SMTPException as error:
@@ -208,8 +215,12 @@ def _secure(client: smtplib.SMTP, settings: SmtpSettings) -> None:
     # plain text, as mail between servers on port 25 travels; a password never
     # does (see _log_in).
     if settings.security == "starttls" and client.has_extn("starttls"):
-        client.starttls(context=ssl.create_default_context())
+        client.starttls(context=_tls_context(settings))
         client.ehlo()
+
+
+def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
+    return trusting(ssl.create_default_context(), settings.ca_file)
 
 
 def _log_in(client: smtplib.SMTP, settings: SmtpSettings) -> None:

@@ -38,6 +38,8 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import httpcore
 import httpx
 
+from helpline.outbox.tls import trusting
+
 EVENTS = (
     "ticket.created",
     "ticket.updated",
@@ -370,18 +372,22 @@ class _CheckedNetwork(httpcore.AsyncNetworkBackend):
 
 
 def webhook_client(
-    allowed: Sequence[IPNetwork], *, resolve: Resolver | None = None
+    allowed: Sequence[IPNetwork],
+    *,
+    ca_file: str | None = None,
+    resolve: Resolver | None = None,
 ) -> httpx.AsyncClient:
     """The client the dispatcher delivers with: no redirects, no proxy or other
-    settings from the environment, and connections only to checked addresses
-    (``resolve`` stands in for the system resolver in tests)."""
+    settings from the environment, certificates checked against the public
+    authorities and those of ``ca_file``, and connections only to checked
+    addresses (``resolve`` stands in for the system resolver in tests)."""
     transport = httpx.AsyncHTTPTransport(trust_env=False)
     # httpx builds its connection pool without a way to pass httpcore's network
     # backend, so the pool is replaced by one with the same settings that has it.
     # tests/test_webhooks.py fails if a future httpx stops using this pool.
     limits = httpx.Limits()
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
+        ssl_context=trusting(httpx.create_ssl_context(trust_env=False), ca_file),
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
