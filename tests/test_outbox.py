@@ -30,6 +30,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks import Webhook as Verifier
+from standardwebhooks import WebhookVerificationError
 
 from helpline.domain.agents import Agent
 from helpline.domain.tickets import NewTicket, TicketStatus
@@ -621,6 +622,63 @@ def test_webhooks_add_refuses_loopback_unless_allowed_and_prints_only_the_secret
     removed = helpline(database_url, "webhooks", "remove", str(listed[0]["id"]))
     assert removed.returncode == 0, removed.stderr
     assert json.loads(helpline(database_url, "webhooks", "list", "--json").stdout) == []
+
+
+def test_a_rotated_secret_signs_beside_the_old_one_until_the_old_one_ends(
+    start_server: StartServer,
+    credentials: Credentials,
+    database_url: str,
+    outbox: OutboxStore,
+    receiver: Receiver,
+) -> None:
+    first = add_webhook(database_url, receiver.url)
+    (hook,) = outbox.list_webhooks()
+    rotated = helpline(database_url, "webhooks", "rotate-secret", str(hook.id))
+    assert rotated.returncode == 0, rotated.stderr
+    second = rotated.stdout.strip()
+    listed = json.loads(helpline(database_url, "webhooks", "list", "--json").stdout)
+
+    server = start_server(webhook_allowed_networks=("127.0.0.0/8",), **FAST)
+    create(server, credentials, subject="During the overlap")
+    wait_until(lambda: len(receiver.deliveries) >= 1)
+    ended = helpline(
+        database_url, "webhooks", "rotate-secret", str(hook.id), "--keep-old", "0"
+    )
+    assert ended.returncode == 0, ended.stderr
+    third = ended.stdout.strip()
+    create(server, credentials, subject="After it")
+    wait_until(lambda: len(receiver.deliveries) >= 2)
+
+    assert second.startswith("whsec_")
+    assert len({first, second, third}) == 3
+    assert "the old one also signs deliveries until" in rotated.stderr
+    assert listed[0]["oldSecretUntil"] is not None
+    assert not {first, second} & set(json.dumps(listed).split('"'))
+    during, after = receiver.deliveries
+    for secret in (first, second):  # either secret verifies during the overlap
+        event = Verifier(secret).verify(during.body, during.headers)
+        assert event["data"]["ticket"]["subject"] == "During the overlap"
+    assert Verifier(third).verify(after.body, after.headers)
+    for stale in (first, second):
+        with pytest.raises(WebhookVerificationError):
+            Verifier(stale).verify(after.body, after.headers)
+
+
+def test_rotating_the_secret_of_an_unknown_webhook_changes_nothing(
+    database_url: str,
+    outbox: OutboxStore,
+    receiver: Receiver,
+    credentials: Credentials,
+) -> None:
+    add_webhook(database_url, receiver.url)
+    (before,) = outbox.list_webhooks()
+
+    refused = helpline(database_url, "webhooks", "rotate-secret", str(before.id + 1))
+
+    assert refused.returncode == 1
+    assert f"no webhook has the id {before.id + 1}" in refused.stderr
+    assert refused.stdout == ""
+    assert outbox.list_webhooks() == [before]
 
 
 def test_removing_a_webhook_marks_what_it_had_to_receive_dead(

@@ -110,13 +110,14 @@ def list_webhooks(organization: str | None, as_json: bool, database_url: str) ->
                     "url": hook.url,
                     "events": None if hook.events is None else list(hook.events),
                     "createdAt": iso(hook.created_at_ms),
+                    "oldSecretUntil": _old_secret_until(hook),
                 }
                 for hook in found
             ]
         )
         return
     print_table(
-        ["ID", "ORGANIZATION", "URL", "EVENTS", "CREATED"],
+        ["ID", "ORGANIZATION", "URL", "EVENTS", "CREATED", "OLD SECRET UNTIL"],
         [
             [
                 str(hook.id),
@@ -124,10 +125,55 @@ def list_webhooks(organization: str | None, as_json: bool, database_url: str) ->
                 hook.url,
                 _event_names(hook),
                 iso(hook.created_at_ms),
+                _old_secret_until(hook) or "-",
             ]
             for hook in found
         ],
     )
+
+
+def _old_secret_until(hook: Webhook) -> str | None:
+    """When the secret a rotation replaced stops signing, while it still does."""
+    if len(hook.secrets_at(now_ms())) == 1:
+        return None
+    assert hook.previous_secret_until_ms is not None  # noqa: S101 (it signs)
+    return iso(hook.previous_secret_until_ms)
+
+
+@webhooks.command("rotate-secret")
+@click.argument("webhook_id", type=int)
+@click.option(
+    "--keep-old",
+    "keep_old_hours",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    help="Hours the old secret still signs deliveries, beside the new one "
+    "(0: stop at once).",
+)
+@database_option
+def rotate_secret(webhook_id: int, keep_old_hours: float, database_url: str) -> None:
+    """Give a webhook a new signing secret; prints it, once, on stdout.
+
+    Until the old secret's time is up, each delivery carries two signatures, one
+    per secret, and a receiver that checks either accepts it: switch the
+    receiver to the new secret any time within those hours.
+    """
+    secret = new_secret()
+    until_ms = now_ms() + round(keep_old_hours * 3_600_000)
+    with opened(database_url, OutboxStore) as store:
+        hook = store.rotate_webhook_secret(
+            webhook_id, secret=secret, previous_until_ms=until_ms
+        )
+    old = (
+        f"the old one also signs deliveries until {iso(until_ms)}"
+        if keep_old_hours
+        else "the old one no longer signs deliveries"
+    )
+    click.echo(
+        f"webhook {hook.id} ({hook.url}) has a new secret, below; {old}", err=True
+    )
+    click.echo(secret)
 
 
 @webhooks.command("remove")

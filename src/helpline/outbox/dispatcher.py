@@ -322,11 +322,13 @@ class Dispatcher:
     ) -> None:
         if hook is None:
             raise _Failed(f"webhook {message.webhook_id} was removed", permanent=True)
+        current, *previous = hook.secrets_at(now_ms())
         try:
             await deliver(
                 client,
                 url=message.destination,
-                secret=hook.secret,
+                secret=current,
+                also_signed_with=previous,
                 message_id=f"msg_{message.id}",
                 body=message.payload.encode(),
                 allowed=self._config.allowed_networks,

@@ -106,14 +106,25 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 def signed_headers(
-    secret: str, message_id: str, timestamp: int, body: bytes
+    secret: str,
+    message_id: str,
+    timestamp: int,
+    body: bytes,
+    *,
+    also_signed_with: Sequence[str] = (),
 ) -> dict[str, str]:
     """The headers of one delivery: the three Standard Webhooks headers, the JSON
-    content type and our user agent. Raises ValueError for a malformed secret."""
+    content type and our user agent. Each secret of ``also_signed_with`` (the one
+    a rotation replaced) adds its signature, space-separated, as the
+    specification allows; a receiver accepts the delivery when one matches.
+    Raises ValueError for a malformed secret."""
+    signatures = [
+        sign(each, message_id, timestamp, body) for each in (secret, *also_signed_with)
+    ]
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, message_id, timestamp, body),
+        "webhook-signature": " ".join(signatures),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
@@ -411,6 +422,7 @@ async def deliver(
     allowed: Sequence[IPNetwork],
     timeout: float = 10.0,
     now: Callable[[], float] = time.time,
+    also_signed_with: Sequence[str] = (),
 ) -> int:
     """POST one signed message to the webhook URL and return its 2xx status.
 
@@ -419,12 +431,16 @@ async def deliver(
     ``timeout`` bounds the whole attempt: resolving, connecting, sending and
     reading. At most 64 KiB of the answer is read.
 
+    ``also_signed_with`` adds signatures, as ``signed_headers`` says.
+
     Raises DestinationRefused, and DeliveryFailed for anything but a 2xx answer:
     retryable except for 410 Gone, which a receiver sends to say it is gone.
     ValueError for a malformed secret, before anything is sent.
     """
     timestamp = int(now())
-    headers = signed_headers(secret, message_id, timestamp, body)
+    headers = signed_headers(
+        secret, message_id, timestamp, body, also_signed_with=also_signed_with
+    )
 
     try:
         async with asyncio.timeout(timeout):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +53,17 @@ class Webhook:
     secret: str
     events: tuple[str, ...] | None  # None: every event
     created_at_ms: int
+    # The secret a rotation replaced, and until when it signs beside ``secret``.
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_secret_until_ms: int | None = None
+
+    def secrets_at(self, now_ms: int) -> tuple[str, ...]:
+        """The secrets that sign a delivery made at ``now_ms``: the current one,
+        and during a rotation's overlap the one it replaced."""
+        until = self.previous_secret_until_ms
+        if self.previous_secret is None or until is None or until <= now_ms:
+            return (self.secret,)
+        return (self.secret, self.previous_secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +259,29 @@ class OutboxStore(AdminStore):
             query = query.where(organizations.c.name == organization)
         with self._transaction() as connection:
             return [_webhook(row) for row in connection.execute(query)]
+
+    def rotate_webhook_secret(
+        self, webhook_id: int, *, secret: str, previous_until_ms: int
+    ) -> Webhook:
+        """Give the webhook ``secret``; the one it had signs beside it until
+        ``previous_until_ms`` (a time already past ends it at once). Raises
+        ``NotFound``."""
+        with self._transaction() as connection:
+            updated = connection.execute(
+                webhooks.update()
+                .where(webhooks.c.id == webhook_id)
+                .values(
+                    previous_secret=webhooks.c.secret,
+                    previous_secret_until_ms=previous_until_ms,
+                    secret=secret,
+                )
+            ).rowcount
+            if not updated:
+                raise NotFound(f"no webhook has the id {webhook_id}")
+            row = connection.execute(
+                _webhook_query().where(webhooks.c.id == webhook_id)
+            ).one()
+            return _webhook(row)
 
     def remove_webhook(self, webhook_id: int, *, now_ms: int) -> int:
         """Remove a webhook; its undelivered messages become dead, with the reason.
@@ -509,6 +543,8 @@ def _webhook_query() -> sa.Select[Any]:
         webhooks.c.secret,
         webhooks.c.events,
         webhooks.c.created_at_ms,
+        webhooks.c.previous_secret,
+        webhooks.c.previous_secret_until_ms,
     ).join(organizations, organizations.c.id == webhooks.c.organization_id)
 
 
@@ -521,6 +557,8 @@ def _webhook(row: sa.Row[Any]) -> Webhook:
         secret=row.secret,
         events=None if row.events is None else tuple(row.events),
         created_at_ms=row.created_at_ms,
+        previous_secret=row.previous_secret,
+        previous_secret_until_ms=row.previous_secret_until_ms,
     )
 
 

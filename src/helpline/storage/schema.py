@@ -289,6 +289,10 @@ webhooks = sa.Table(
     sa.Column("url", sa.String(2000), nullable=False),
     # "whsec_" and the base64 key, shown once by ``helpline webhooks add``.
     sa.Column("secret", sa.String(100), nullable=False),
+    # After ``helpline webhooks rotate-secret``: the secret it replaced, which
+    # still signs deliveries beside the new one until the time after it.
+    sa.Column("previous_secret", sa.String(100), nullable=True),
+    sa.Column("previous_secret_until_ms", sa.BigInteger, nullable=True),
     # The event types it wants, or NULL for every one.
     sa.Column("events", sa.JSON, nullable=True),
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
