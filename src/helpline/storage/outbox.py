@@ -50,7 +50,7 @@ class Webhook:
     organization_id: int
     organization: str
     url: str
-    secret: str
+    secret: str = field(repr=False)
     events: tuple[str, ...] | None  # None: every event
     created_at_ms: int
     # The secret a rotation replaced, and until when it signs beside ``secret``.
