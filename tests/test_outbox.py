@@ -652,6 +652,8 @@ def test_a_rotated_secret_signs_beside_the_old_one_until_the_old_one_ends(
     assert second.startswith("whsec_")
     assert len({first, second, third}) == 3
     assert "the old one also signs deliveries until" in rotated.stderr
+    assert "warning" not in rotated.stderr
+    assert "warning: the secret replaced by the last rotation" in ended.stderr
     assert listed[0]["oldSecretUntil"] is not None
     assert not {first, second} & set(json.dumps(listed).split('"'))
     during, after = receiver.deliveries

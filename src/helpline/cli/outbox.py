@@ -162,8 +162,15 @@ def rotate_secret(webhook_id: int, keep_old_hours: float, database_url: str) -> 
     secret = new_secret()
     until_ms = now_ms() + round(keep_old_hours * 3_600_000)
     with opened(database_url, OutboxStore) as store:
+        before = store.webhooks_by_id([webhook_id]).get(webhook_id)
         hook = store.rotate_webhook_secret(
             webhook_id, secret=secret, previous_until_ms=until_ms
+        )
+    if before is not None and (ending := _old_secret_until(before)) is not None:
+        click.echo(
+            f"warning: the secret replaced by the last rotation (signing until "
+            f"{ending}) no longer signs deliveries; only one old secret is kept",
+            err=True,
         )
     old = (
         f"the old one also signs deliveries until {iso(until_ms)}"
