@@ -134,10 +134,8 @@ def list_webhooks(organization: str | None, as_json: bool, database_url: str) ->
 
 def _old_secret_until(hook: Webhook) -> str | None:
     """When the secret a rotation replaced stops signing, while it still does."""
-    if len(hook.secrets_at(now_ms())) == 1:
-        return None
-    assert hook.previous_secret_until_ms is not None  # noqa: S101 (it signs)
-    return iso(hook.previous_secret_until_ms)
+    until = hook.previous_signs_until(now_ms())
+    return None if until is None else iso(until)
 
 
 @webhooks.command("rotate-secret")

@@ -57,11 +57,18 @@ class Webhook:
     previous_secret: str | None = field(default=None, repr=False)
     previous_secret_until_ms: int | None = None
 
+    def previous_signs_until(self, now_ms: int) -> int | None:
+        """When the secret a rotation replaced stops signing, if it still signs
+        at ``now_ms``; None otherwise."""
+        until = self.previous_secret_until_ms
+        if self.previous_secret is None or until is None or until <= now_ms:
+            return None
+        return until
+
     def secrets_at(self, now_ms: int) -> tuple[str, ...]:
         """The secrets that sign a delivery made at ``now_ms``: the current one,
         and during a rotation's overlap the one it replaced."""
-        until = self.previous_secret_until_ms
-        if self.previous_secret is None or until is None or until <= now_ms:
+        if self.previous_secret is None or self.previous_signs_until(now_ms) is None:
             return (self.secret,)
         return (self.secret, self.previous_secret)
 
