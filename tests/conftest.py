@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import trustme
 import uvicorn
 
 from helpline.config import Settings
@@ -369,3 +371,28 @@ VALID_REQUEST = {
 def quiet_request_logs() -> None:
     """Request lines would drown pytest's output; warnings and errors still show."""
     configure_logging(log_format="console", level=logging.WARNING)
+
+
+# A certificate authority of the tests' own, for TLS servers started here.
+
+
+@pytest.fixture
+def authority() -> trustme.CA:
+    """A certificate authority of the test's own, which nothing trusts by default."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(authority: trustme.CA, tmp_path: Path) -> str:
+    """``authority``'s certificate in a PEM file, as HELPLINE_TLS_CA_FILE names one."""
+    path = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def server_tls(authority: trustme.CA, name: str) -> ssl.SSLContext:
+    """A server's TLS context with a certificate ``authority`` issued for ``name``
+    (a host name or an address)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert(name).configure_cert(context)
+    return context

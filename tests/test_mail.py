@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
-import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
@@ -26,6 +25,8 @@ from helpline.outbox.mail import (
     thread_root_id,
 )
 from helpline.outbox.smtp import SendFailed, SmtpSettings, send, smtp_settings
+
+from .conftest import server_tls
 
 SENDER = "Example Support <support@example.com>"
 ALICE = "alice@customer.example"
@@ -624,19 +625,6 @@ StartTlsServer = Callable[[str], tuple[Mailbox, int]]
 
 
 @pytest.fixture
-def authority() -> trustme.CA:
-    """A certificate authority of the test's own, which nothing trusts by default."""
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(authority: trustme.CA, tmp_path: Path) -> str:
-    path = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
-@pytest.fixture
 def start_tls_server(authority: trustme.CA) -> Iterator[StartTlsServer]:
     """Starts an SMTP server on 127.0.0.1 with a certificate that ``authority``
     issued for that address: ``starttls`` (offered, and required before mail)
@@ -645,8 +633,7 @@ def start_tls_server(authority: trustme.CA) -> Iterator[StartTlsServer]:
     controllers: list[Controller] = []
 
     def start(security: str) -> tuple[Mailbox, int]:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        authority.issue_cert("127.0.0.1").configure_cert(context)
+        context = server_tls(authority, "127.0.0.1")
         options: dict[str, Any] = (
             {"tls_context": context, "require_starttls": True}
             if security == "starttls"

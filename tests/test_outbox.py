@@ -45,7 +45,14 @@ from helpline.storage.outbox import OutboxMessage, OutboxStore
 from helpline.storage.records import Created
 from helpline.storage.store import open_store
 
-from .conftest import VALID_REQUEST, Credentials, LiveServer, StartServer, key_of
+from .conftest import (
+    VALID_REQUEST,
+    Credentials,
+    LiveServer,
+    StartServer,
+    key_of,
+    server_tls,
+)
 from .processes import ServerProcess, free_port
 from .test_console_http import Browser, new_ticket
 
@@ -500,19 +507,15 @@ def test_an_https_webhook_is_delivered_trusting_the_operators_authority(
     start_server: StartServer,
     credentials: Credentials,
     database_url: str,
-    tmp_path: Path,
+    authority: trustme.CA,
+    ca_file: str,
 ) -> None:
-    authority = trustme.CA()
-    ca_file = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(ca_file))
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    authority.issue_cert("127.0.0.1").configure_cert(tls)
-    receiver = Receiver(tls=tls)
+    receiver = Receiver(tls=server_tls(authority, "127.0.0.1"))
     try:
         secret = add_webhook(database_url, receiver.url)
         server = start_server(
             webhook_allowed_networks=("127.0.0.0/8",),
-            tls_ca_file=str(ca_file),
+            tls_ca_file=ca_file,
             **FAST,
         )
         ticket_id = create(server, credentials)

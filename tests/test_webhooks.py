@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,6 +41,8 @@ from helpline.outbox.webhooks import (
     signed_headers,
     webhook_client,
 )
+
+from .conftest import server_tls
 
 LOOPBACK = parse_allowed_networks("127.0.0.0/8")
 BODY = b'{"type": "ticket.created", "data": {"ticket": 1042}}'
@@ -131,18 +132,10 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def authority() -> trustme.CA:
-    """A certificate authority of the test's own, which nothing trusts by default."""
-    return trustme.CA()
-
-
-@pytest.fixture
 def https_receiver(authority: trustme.CA) -> Iterator[Receiver]:
     """A receiver on 127.0.0.1 speaking https, with a certificate ``authority``
     issued for the name hooks.example."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    authority.issue_cert("hooks.example").configure_cert(context)
-    yield from _serving(tls=context)
+    yield from _serving(tls=server_tls(authority, "hooks.example"))
 
 
 def _serving(*, tls: ssl.SSLContext | None) -> Iterator[Receiver]:
@@ -406,12 +399,10 @@ def test_webhook_client_connects_to_the_address_it_checked_and_names_the_host(
 
 
 def test_https_webhook_is_checked_against_the_operators_authority_by_its_name(
-    https_receiver: Receiver, authority: trustme.CA, tmp_path: Path
+    https_receiver: Receiver, ca_file: str
 ) -> None:
     # The connection goes to the checked address, 127.0.0.1, and TLS still
     # names the URL's host: the certificate is for hooks.example, not the address.
-    ca_file = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(ca_file))
     port = https_receiver.base_url.rsplit(":", 1)[1]
     names = {"hooks.example": "127.0.0.1", "other.example": "127.0.0.1"}
 
@@ -420,7 +411,7 @@ def test_https_webhook_is_checked_against_the_operators_authority_by_its_name(
             f"https://{host}:{port}/hook",
             allowed=LOOPBACK,
             names=names,
-            ca_file=str(ca_file) if trusted else None,
+            ca_file=ca_file if trusted else None,
         )
         return response
 
